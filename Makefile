@@ -1,0 +1,160 @@
+# dployr: one static executable, built with musl.
+#
+#   make            set up what is missing (packages, pinned sources), build ./dployr
+#   make test       build, then run every test (unit, ASan+UBSan unit, e2e, fuzz smoke)
+#   make asan       dynamic clang build with ASan+UBSan: build/asan/dployr, build/asan/unit
+#   make fuzz       libFuzzer targets under build/fuzz/
+#   make check-headers  compile every header alone
+#   make clean
+#
+# Every variant compiles the five third-party libraries from the fetched
+# sources with its own compiler and flags, so a sanitizer build instruments
+# them too. Variables O (output dir), CC, VARIANT_CFLAGS, VARIANT_LDFLAGS
+# select a variant; the top-level targets set them.
+
+O ?= build/release
+CC_RELEASE ?= musl-gcc
+V ?= 0
+NPROC := $(shell nproc 2>/dev/null || echo 2)
+Q = $(if $(filter 1,$(V)),,@)
+
+VENDOR := vendor/src
+MUSL_INC := build/musl-include
+
+WARN := -Wall -Wextra -Wshadow -Wformat=2 -Wstrict-prototypes -Wmissing-prototypes \
+	-Wno-unused-parameter -Werror
+BASE_CFLAGS := -std=c11 -D_GNU_SOURCE -Iinclude -Iapplets -Itest/unit -Ibuild/gen \
+	-I$(VENDOR)/mbedtls/include -I$(VENDOR)/lmdb/libraries/liblmdb \
+	-I$(VENDOR)/libyaml/include -I$(VENDOR)/cjson -I$(VENDOR)/wslay/lib/includes \
+	-DYAML_DECLARE_STATIC
+
+# Release: musl, fully static, optimised for size and speed alike.
+ifeq ($(O),build/release)
+CC := $(CC_RELEASE)
+VARIANT_CFLAGS ?= -O2 -g -isystem $(MUSL_INC) -ffunction-sections -fdata-sections
+VARIANT_LDFLAGS ?= -static -Wl,--gc-sections
+endif
+
+CFLAGS_ALL := $(BASE_CFLAGS) $(VARIANT_CFLAGS) $(EXTRA_CFLAGS)
+VENDOR_CFLAGS := $(filter-out -std=c11 -Werror,$(CFLAGS_ALL)) -w
+
+# --- third-party objects -------------------------------------------------
+MBEDTLS_SRC := $(wildcard $(VENDOR)/mbedtls/library/*.c)
+LMDB_SRC := $(VENDOR)/lmdb/libraries/liblmdb/mdb.c $(VENDOR)/lmdb/libraries/liblmdb/midl.c
+YAML_SRC := $(wildcard $(VENDOR)/libyaml/src/*.c)
+CJSON_SRC := $(VENDOR)/cjson/cJSON.c
+WSLAY_SRC := $(wildcard $(VENDOR)/wslay/lib/*.c)
+VENDOR_SRC := $(MBEDTLS_SRC) $(LMDB_SRC) $(YAML_SRC) $(CJSON_SRC) $(WSLAY_SRC)
+VENDOR_OBJ := $(patsubst $(VENDOR)/%.c,$(O)/vendor/%.o,$(VENDOR_SRC))
+
+$(O)/vendor/libyaml/%.o: CFLAGS_EXTRA := -DYAML_VERSION_MAJOR=0 -DYAML_VERSION_MINOR=2 \
+	-DYAML_VERSION_PATCH=5 '-DYAML_VERSION_STRING="0.2.5"'
+$(O)/vendor/wslay/%.o: CFLAGS_EXTRA := -DHAVE_ARPA_INET_H -DHAVE_NETINET_IN_H
+$(O)/vendor/lmdb/%.o: CFLAGS_EXTRA := -DMDB_USE_ROBUST=0
+
+$(O)/vendor/%.o: $(VENDOR)/%.c | vendor-stamp
+	@mkdir -p $(@D)
+	$(Q)$(CC) $(VENDOR_CFLAGS) $(CFLAGS_EXTRA) -c $< -o $@
+
+$(O)/libvendor.a: $(VENDOR_OBJ)
+	$(Q)rm -f $@ && ar rcs $@ $^
+
+# --- our objects ------------------------------------------------------------
+SRC := $(wildcard src/*.c)
+APPLET_SRC := $(wildcard applets/*.c)
+UNIT_SRC := $(wildcard test/unit/*.c)
+OBJ := $(patsubst %.c,$(O)/%.o,$(SRC))
+APPLET_OBJ := $(patsubst %.c,$(O)/%.o,$(APPLET_SRC))
+UNIT_OBJ := $(patsubst %.c,$(O)/%.o,$(UNIT_SRC))
+
+$(O)/%.o: %.c build/gen/version.h | vendor-stamp
+	@mkdir -p $(@D)
+	$(Q)$(CC) $(CFLAGS_ALL) $(WARN) -MMD -MP -c $< -o $@
+
+-include $(OBJ:.o=.d) $(APPLET_OBJ:.o=.d) $(UNIT_OBJ:.o=.d)
+
+$(O)/libdployr.a: $(OBJ)
+	$(Q)rm -f $@ && ar rcs $@ $^
+
+$(O)/dployr: $(APPLET_OBJ) $(O)/libdployr.a $(O)/libvendor.a
+	$(Q)$(CC) $(VARIANT_LDFLAGS) -o $@ $(APPLET_OBJ) $(O)/libdployr.a $(O)/libvendor.a
+	@echo "  built $@"
+
+$(O)/unit: $(UNIT_OBJ) $(O)/libdployr.a $(O)/libvendor.a
+	$(Q)$(CC) $(VARIANT_LDFLAGS) -o $@ $(UNIT_OBJ) $(O)/libdployr.a $(O)/libvendor.a
+
+# Version string: the git description when there is one.
+build/gen/version.h: FORCE
+	@mkdir -p build/gen
+	@v=$$(git describe --always --dirty 2>/dev/null || echo unknown); \
+	 l="#define DPLOYR_VERSION \"0.1.0-$$v\""; \
+	 [ -f $@ ] && grep -qxF "$$l" $@ || echo "$$l" >$@
+
+# --- variants -----------------------------------------------------------------
+.DEFAULT_GOAL := all
+.PHONY: all setup vendor-stamp release asan fuzz unit-release test check-headers \
+	check-layers clean distclean FORCE bench-lint
+
+all: setup
+	$(Q)$(MAKE) -j$(NPROC) --no-print-directory O=build/release build/release/dployr
+	$(Q)cp build/release/dployr dployr
+	@echo "  ./dployr ready ($$(file -b dployr | cut -d, -f1-2 | tr -d '\n'), $$(stat -c %s dployr) bytes)"
+
+setup:
+	$(Q)scripts/setup build
+
+vendor-stamp: $(MUSL_INC)/.stamp
+	@test -f $(VENDOR)/mbedtls/.dployr-pin || { echo "missing sources: run scripts/vendor-fetch (or make)"; exit 1; }
+
+# musl-gcc does not see <linux/*.h>: give it the kernel headers only.
+$(MUSL_INC)/.stamp:
+	@mkdir -p $(MUSL_INC)
+	@a=$$(gcc -print-multiarch 2>/dev/null); \
+	 ln -sfn /usr/include/linux $(MUSL_INC)/linux; \
+	 ln -sfn /usr/include/asm-generic $(MUSL_INC)/asm-generic; \
+	 ln -sfn /usr/include/$$a/asm $(MUSL_INC)/asm; touch $@
+
+unit-release:
+	$(Q)$(MAKE) -j$(NPROC) --no-print-directory O=build/release build/release/unit
+
+ASAN_FLAGS := -O1 -g -fno-omit-frame-pointer -fsanitize=address,undefined -fno-sanitize-recover=all
+asan:
+	$(Q)$(MAKE) -j$(NPROC) --no-print-directory O=build/asan CC=clang \
+		VARIANT_CFLAGS="$(ASAN_FLAGS)" VARIANT_LDFLAGS="-fsanitize=address,undefined" \
+		build/asan/dployr build/asan/unit
+
+FUZZ_SRC := $(wildcard test/fuzz/*.c)
+FUZZ_BIN := $(patsubst test/fuzz/%.c,build/fuzz/%,$(FUZZ_SRC))
+fuzz:
+	$(Q)$(MAKE) -j$(NPROC) --no-print-directory O=build/fuzz CC=clang \
+		VARIANT_CFLAGS="-O1 -g -fsanitize=fuzzer-no-link,address,undefined -DDPLOYR_FUZZ" \
+		VARIANT_LDFLAGS="-fsanitize=fuzzer,address,undefined" fuzz-bins
+
+fuzz-bins: $(FUZZ_BIN)
+build/fuzz/%: $(O)/test/fuzz/%.o $(O)/libdployr.a $(O)/libvendor.a
+	$(Q)$(CC) $(VARIANT_LDFLAGS) -o $@ $^
+
+test: all
+	$(Q)scripts/setup test
+	$(Q)scripts/test
+
+bench-lint: all
+	$(Q)scripts/bench-lint
+
+# Every header compiles on its own (include what you use).
+check-headers: vendor-stamp
+	$(Q)mkdir -p build/hdr && for h in include/*.h; do \
+	  printf '#include "%s"\n' $$(basename $$h) >build/hdr/t.c; \
+	  gcc $(BASE_CFLAGS) $(WARN) -fsyntax-only build/hdr/t.c || { echo "header $$h is not self-contained"; exit 1; }; \
+	done; echo "  headers: all self-contained"
+
+check-layers:
+	$(Q)scripts/check-layers
+
+clean:
+	rm -rf build dployr
+
+distclean: clean
+	rm -rf vendor/src vendor/dl vendor/.apt
+
+FORCE:
