@@ -9,27 +9,30 @@
 #
 # Every variant compiles the five third-party libraries from the fetched
 # sources with its own compiler and flags, so a sanitizer build instruments
-# them too. Variables O (output dir), CC, VARIANT_CFLAGS, VARIANT_LDFLAGS
-# select a variant; the top-level targets set them.
+# them too. VARIANT (release, asan, fuzz) with CC, VARIANT_CFLAGS and
+# VARIANT_LDFLAGS selects a variant; the top-level targets set them. B is
+# the build root (default build/): several trees can build side by side.
 
-O ?= build/release
+B ?= build
+VARIANT ?= release
+O := $(B)/$(VARIANT)
 CC_RELEASE ?= musl-gcc
 V ?= 0
 NPROC := $(shell nproc 2>/dev/null || echo 2)
 Q = $(if $(filter 1,$(V)),,@)
 
 VENDOR := vendor/src
-MUSL_INC := build/musl-include
+MUSL_INC := $(B)/musl-include
 
 WARN := -Wall -Wextra -Wshadow -Wformat=2 -Wstrict-prototypes -Wmissing-prototypes \
 	-Wno-unused-parameter -Werror
-BASE_CFLAGS := -std=c11 -D_GNU_SOURCE -Iinclude -Iapplets -Itest/unit -Ibuild/gen \
+BASE_CFLAGS := -std=c11 -D_GNU_SOURCE -Iinclude -Iapplets -Itest/unit -I$(B)/gen \
 	-I$(VENDOR)/mbedtls/include -I$(VENDOR)/lmdb/libraries/liblmdb \
 	-I$(VENDOR)/libyaml/include -I$(VENDOR)/cjson -I$(VENDOR)/wslay/lib/includes \
 	-DYAML_DECLARE_STATIC
 
 # Release: musl, fully static, optimised for size and speed alike.
-ifeq ($(O),build/release)
+ifeq ($(VARIANT),release)
 CC := $(CC_RELEASE)
 VARIANT_CFLAGS ?= -O2 -g -isystem $(MUSL_INC) -ffunction-sections -fdata-sections
 VARIANT_LDFLAGS ?= -static -Wl,--gc-sections
@@ -67,11 +70,11 @@ OBJ := $(patsubst %.c,$(O)/%.o,$(SRC))
 APPLET_OBJ := $(patsubst %.c,$(O)/%.o,$(APPLET_SRC))
 UNIT_OBJ := $(patsubst %.c,$(O)/%.o,$(UNIT_SRC))
 
-$(O)/%.o: %.c build/gen/version.h | vendor-stamp
+$(O)/%.o: %.c $(B)/gen/version.h | vendor-stamp
 	@mkdir -p $(@D)
 	$(Q)$(CC) $(CFLAGS_ALL) $(WARN) -MMD -MP -c $< -o $@
 
--include $(OBJ:.o=.d) $(APPLET_OBJ:.o=.d) $(UNIT_OBJ:.o=.d)
+-include $(OBJ:.o=.d) $(APPLET_OBJ:.o=.d) $(UNIT_OBJ:.o=.d) $(patsubst %.c,$(O)/%.d,$(wildcard test/tools/*.c test/fuzz/*.c))
 
 $(O)/libdployr.a: $(OBJ)
 	$(Q)rm -f $@ && ar rcs $@ $^
@@ -83,21 +86,30 @@ $(O)/dployr: $(APPLET_OBJ) $(O)/libdployr.a $(O)/libvendor.a
 $(O)/unit: $(UNIT_OBJ) $(O)/libdployr.a $(O)/libvendor.a
 	$(Q)$(CC) $(VARIANT_LDFLAGS) -o $@ $(UNIT_OBJ) $(O)/libdployr.a $(O)/libvendor.a
 
+# Test tools: test/tools/NAME.c -> $(O)/tools/NAME, linked with the modules
+# (helpers for end-to-end tests, e.g. dumping a parsed YAML tree as JSON).
+TOOL_SRC := $(wildcard test/tools/*.c)
+TOOL_BIN := $(patsubst test/tools/%.c,$(O)/tools/%,$(TOOL_SRC))
+tools: $(TOOL_BIN)
+$(O)/tools/%: $(O)/test/tools/%.o $(O)/libdployr.a $(O)/libvendor.a
+	@mkdir -p $(@D)
+	$(Q)$(CC) $(VARIANT_LDFLAGS) -o $@ $^
+
 # Version string: the git description when there is one.
-build/gen/version.h: FORCE
-	@mkdir -p build/gen
+$(B)/gen/version.h: FORCE
+	@mkdir -p $(B)/gen
 	@v=$$(git describe --always --dirty 2>/dev/null || echo unknown); \
 	 l="#define DPLOYR_VERSION \"0.1.0-$$v\""; \
 	 [ -f $@ ] && grep -qxF "$$l" $@ || echo "$$l" >$@
 
 # --- variants -----------------------------------------------------------------
 .DEFAULT_GOAL := all
-.PHONY: all setup vendor-stamp release asan fuzz unit-release test check-headers \
+.PHONY: all setup vendor-stamp release asan fuzz fuzz-bins tools unit-release test check-headers \
 	check-layers clean distclean FORCE bench-lint
 
 all: setup
-	$(Q)$(MAKE) -j$(NPROC) --no-print-directory O=build/release build/release/dployr
-	$(Q)cp build/release/dployr dployr
+	$(Q)$(MAKE) -j$(NPROC) --no-print-directory VARIANT=release $(B)/release/dployr tools
+	$(Q)cp $(B)/release/dployr dployr
 	@echo "  ./dployr ready ($$(file -b dployr | cut -d, -f1-2 | tr -d '\n'), $$(stat -c %s dployr) bytes)"
 
 setup:
@@ -115,23 +127,23 @@ $(MUSL_INC)/.stamp:
 	 ln -sfn /usr/include/$$a/asm $(MUSL_INC)/asm; touch $@
 
 unit-release:
-	$(Q)$(MAKE) -j$(NPROC) --no-print-directory O=build/release build/release/unit
+	$(Q)$(MAKE) -j$(NPROC) --no-print-directory VARIANT=release $(B)/release/unit
 
 ASAN_FLAGS := -O1 -g -fno-omit-frame-pointer -fsanitize=address,undefined -fno-sanitize-recover=all
 asan:
-	$(Q)$(MAKE) -j$(NPROC) --no-print-directory O=build/asan CC=clang \
+	$(Q)$(MAKE) -j$(NPROC) --no-print-directory VARIANT=asan CC=clang \
 		VARIANT_CFLAGS="$(ASAN_FLAGS)" VARIANT_LDFLAGS="-fsanitize=address,undefined" \
-		build/asan/dployr build/asan/unit
+		$(B)/asan/dployr $(B)/asan/unit tools
 
 FUZZ_SRC := $(wildcard test/fuzz/*.c)
-FUZZ_BIN := $(patsubst test/fuzz/%.c,build/fuzz/%,$(FUZZ_SRC))
+FUZZ_BIN := $(patsubst test/fuzz/%.c,$(B)/fuzz/%,$(FUZZ_SRC))
 fuzz:
-	$(Q)$(MAKE) -j$(NPROC) --no-print-directory O=build/fuzz CC=clang \
+	$(Q)$(MAKE) -j$(NPROC) --no-print-directory VARIANT=fuzz CC=clang \
 		VARIANT_CFLAGS="-O1 -g -fsanitize=fuzzer-no-link,address,undefined -DDPLOYR_FUZZ" \
 		VARIANT_LDFLAGS="-fsanitize=fuzzer,address,undefined" fuzz-bins
 
 fuzz-bins: $(FUZZ_BIN)
-build/fuzz/%: $(O)/test/fuzz/%.o $(O)/libdployr.a $(O)/libvendor.a
+$(B)/fuzz/%: $(O)/test/fuzz/%.o $(O)/libdployr.a $(O)/libvendor.a
 	$(Q)$(CC) $(VARIANT_LDFLAGS) -o $@ $^
 
 test: all
@@ -143,9 +155,9 @@ bench-lint: all
 
 # Every header compiles on its own (include what you use).
 check-headers: vendor-stamp
-	$(Q)mkdir -p build/hdr && for h in include/*.h; do \
-	  printf '#include "%s"\n' $$(basename $$h) >build/hdr/t.c; \
-	  gcc $(BASE_CFLAGS) $(WARN) -fsyntax-only build/hdr/t.c || { echo "header $$h is not self-contained"; exit 1; }; \
+	$(Q)mkdir -p $(B)/hdr && for h in include/*.h; do \
+	  printf '#include "%s"\n' $$(basename $$h) >$(B)/hdr/t.c; \
+	  gcc $(BASE_CFLAGS) $(WARN) -fsyntax-only $(B)/hdr/t.c || { echo "header $$h is not self-contained"; exit 1; }; \
 	done; echo "  headers: all self-contained"
 
 check-layers:

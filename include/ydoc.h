@@ -1,0 +1,83 @@
+/* ydoc: YAML documents as a tree of nodes with positions, within bounds.
+ *
+ * The only module that includes libyaml. ydoc_parse() reads every document
+ * of a YAML stream (several separated by ---) and never fails outright: it
+ * returns the documents it could build plus a list of problems (syntax
+ * errors with the parser's position, exceeded safety bounds, duplicate
+ * keys). Aliases are resolved to the anchored node (shared, not copied) and
+ * count towards the node bound as if expanded, so a "billion laughs" input
+ * is rejected after at most max_nodes steps, in bounded memory.
+ *
+ * Everything returned is owned by the struct ydoc and lives until
+ * ydoc_free(). Nodes are read-only for callers.
+ */
+#ifndef DPLOYR_YDOC_H
+#define DPLOYR_YDOC_H
+
+#include <stddef.h>
+
+enum ydoc_kind { YDOC_SCALAR, YDOC_SEQ, YDOC_MAP };
+
+/* How a scalar was written: a quoted "3.10" is a string, a plain 3.10 a
+ * number. */
+enum ydoc_style { YDOC_PLAIN, YDOC_SINGLE_QUOTED, YDOC_DOUBLE_QUOTED, YDOC_LITERAL, YDOC_FOLDED };
+
+/* Resolved type of a scalar, YAML 1.2 core schema (plain scalars only;
+ * quoted and block scalars are strings; an explicit !!tag wins). */
+enum ydoc_type { YDOC_T_NULL, YDOC_T_BOOL, YDOC_T_INT, YDOC_T_FLOAT, YDOC_T_STR };
+
+struct ydoc_pair;
+
+struct ydoc_node {
+	enum ydoc_kind kind;
+	int line, col; /* 1-based start of the node */
+	/* YDOC_SCALAR */
+	const char *str; /* NUL-terminated; may contain NULs (use len) */
+	size_t len;
+	enum ydoc_style style;
+	const char *tag; /* explicit tag as written, or NULL */
+	/* YDOC_SEQ: items[0..n); YDOC_MAP: pairs[0..n) in document order,
+	 * a duplicate key's later pair left out (and reported) */
+	struct ydoc_node **items;
+	struct ydoc_pair *pairs;
+	size_t n;
+};
+
+struct ydoc_pair {
+	struct ydoc_node *key;
+	struct ydoc_node *value;
+};
+
+struct ydoc_problem {
+	int line, col;    /* 1-based */
+	const char *rule; /* "yaml-syntax", "yaml-limits" or "duplicate-key" */
+	char *msg;
+};
+
+struct ydoc_limits {
+	size_t max_bytes; /* 1 MiB */
+	size_t max_depth; /* 64 */
+	size_t max_nodes; /* 10,000, aliases counted as expanded */
+};
+
+struct ydoc;
+
+/* lim NULL means the defaults above. Never returns NULL. */
+struct ydoc *ydoc_parse(const char *data, size_t len, const struct ydoc_limits *lim);
+void ydoc_free(struct ydoc *d);
+
+size_t ydoc_ndocs(const struct ydoc *d);
+/* Root node of document i, or NULL for an empty document. */
+const struct ydoc_node *ydoc_root(const struct ydoc *d, size_t i);
+size_t ydoc_nproblems(const struct ydoc *d);
+const struct ydoc_problem *ydoc_problem(const struct ydoc *d, size_t i);
+
+/* Value for a scalar key equal to key in a mapping, else NULL. */
+const struct ydoc_node *ydoc_map_get(const struct ydoc_node *map, const char *key);
+enum ydoc_type ydoc_scalar_type(const struct ydoc_node *n);
+/* Scalar accessors: 0 and *out when the scalar resolves to that type. */
+int ydoc_get_bool(const struct ydoc_node *n, int *out);
+int ydoc_get_int(const struct ydoc_node *n, long long *out);
+int ydoc_get_float(const struct ydoc_node *n, double *out);
+
+#endif
