@@ -66,7 +66,10 @@ typedef void (*ws_pong_fn)(void *arg, uint64_t rtt_us);
 /* The connection is over (close handshake done, protocol error sent, or
  * transport failed): code and reason as received from the peer, or as
  * sent by us when we closed first or failed. Called once; the owner then
- * closes the transport and frees the ws. */
+ * closes the transport and frees the ws. After a protocol error the peer
+ * may still be sending: shut down writing and drain input for a while
+ * before closing a TCP socket, or the kernel's reset may destroy the close
+ * frame in flight. */
 typedef void (*ws_close_fn)(void *arg, int code, const char *reason);
 /* Everything queued has been handed to the transport. */
 typedef void (*ws_drain_fn)(void *arg);
