@@ -71,7 +71,8 @@ typedef void (*ws_pong_fn)(void *arg, uint64_t rtt_us);
  * before closing a TCP socket, or the kernel's reset may destroy the close
  * frame in flight. */
 typedef void (*ws_close_fn)(void *arg, int code, const char *reason);
-/* Everything queued has been handed to the transport. */
+/* Everything queued has been handed to the transport, after the transport
+ * had refused bytes (so the owner can stop waiting for writability). */
 typedef void (*ws_drain_fn)(void *arg);
 
 /* Only write is required. */
@@ -95,15 +96,18 @@ void ws_set_max_message(struct ws *ws, size_t n);
 void ws_set_max_queue(struct ws *ws, size_t n);
 
 /* Process received bytes. Returns 0, or -1 when the transport failed
- * while answering (the close handler has run). Bytes after the close
+ * while answering or the peer's pings overflowed the write queue (the
+ * close handler has run). Protocol errors in the input close the
+ * connection with the matching code and return 0. Bytes after the close
  * handshake or a protocol error are ignored. */
 int ws_feed(struct ws *ws, const void *data, size_t len);
 /* Hand queued bytes to the transport, to call when it is writable.
  * Returns 0 (some may stay queued) or -1 when the transport failed. */
 int ws_flush(struct ws *ws);
-/* Queue a message and start writing it. Returns -1 with the reason in
- * ws_error() when the connection is closing or the queue would exceed its
- * limit ("write queue full"); nothing is queued then. Text must be UTF-8. */
+/* Queue a message (data is copied) and start writing it. Returns -1 with
+ * the reason in ws_error() when the connection is closing, text is not
+ * valid UTF-8, or the queue would exceed its limit ("write queue full");
+ * nothing is queued then. */
 int ws_send(struct ws *ws, enum ws_type type, const void *data, size_t len);
 /* Send a ping; the pong handler learns the round trip. */
 int ws_ping(struct ws *ws);
@@ -127,7 +131,7 @@ const char *ws_error(const struct ws *ws);
  * holds 29 bytes. */
 void ws_accept_key(char *out, const char *key);
 
-/* Check a parsed upgrade request. On success appends the 101 response to
+/* Check an upgrade request parsed to HTTP_DONE. On success appends the 101 response to
  * out and returns 0. Otherwise appends an error response (400, or 426
  * with Sec-WebSocket-Version: 13 for another version), writes the reason
  * to err and returns -1. */

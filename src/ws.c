@@ -25,6 +25,7 @@ struct ws {
 	int in_feed;       /* inside wslay_event_recv: defer writing */
 	size_t progress;   /* bytes the transport took in one wslay_event_send */
 	int write_failed;
+	int blocked; /* the transport refused bytes since the queue last drained */
 
 	uint64_t ping_id, ping_ns;
 	int ping_out;
@@ -100,6 +101,7 @@ static ssize_t send_cb(wslay_event_context_ptr ctx, const uint8_t *data, size_t 
 		return -1;
 	}
 	if (r == 0) {
+		ws->blocked = 1;
 		wslay_event_set_error(ctx, WSLAY_ERR_WOULDBLOCK);
 		return -1;
 	}
@@ -261,7 +263,6 @@ int ws_flush(struct ws *ws)
 {
 	if (ws->in_feed || ws->closed)
 		return 0;
-	int had = wslay_event_want_write(ws->ctx);
 	while (wslay_event_want_write(ws->ctx)) {
 		ws->progress = 0;
 		int r = wslay_event_send(ws->ctx);
@@ -270,8 +271,11 @@ int ws_flush(struct ws *ws)
 		if (ws->progress == 0)
 			break;
 	}
-	if (had && !wslay_event_want_write(ws->ctx) && ws->h.drain)
-		ws->h.drain(ws->arg);
+	if (ws->blocked && !wslay_event_want_write(ws->ctx)) {
+		ws->blocked = 0;
+		if (ws->h.drain)
+			ws->h.drain(ws->arg);
+	}
 	check_closed(ws);
 	return 0;
 }
@@ -321,10 +325,47 @@ static int queue(struct ws *ws, uint8_t opcode, const void *data, size_t len)
 	return ws_flush(ws);
 }
 
+static int utf8_valid(const unsigned char *s, size_t n)
+{
+	size_t i = 0;
+	while (i < n) {
+		unsigned c = s[i];
+		size_t len;
+		uint32_t cp, min;
+		if (c < 0x80) {
+			i++;
+			continue;
+		} else if ((c & 0xe0) == 0xc0) {
+			len = 2, cp = c & 0x1f, min = 0x80;
+		} else if ((c & 0xf0) == 0xe0) {
+			len = 3, cp = c & 0x0f, min = 0x800;
+		} else if ((c & 0xf8) == 0xf0) {
+			len = 4, cp = c & 0x07, min = 0x10000;
+		} else {
+			return 0;
+		}
+		if (n - i < len)
+			return 0;
+		for (size_t k = 1; k < len; k++) {
+			if ((s[i + k] & 0xc0) != 0x80)
+				return 0;
+			cp = cp << 6 | (s[i + k] & 0x3f);
+		}
+		if (cp < min || cp > 0x10ffff || (cp >= 0xd800 && cp <= 0xdfff))
+			return 0;
+		i += len;
+	}
+	return 1;
+}
+
 int ws_send(struct ws *ws, enum ws_type type, const void *data, size_t len)
 {
 	if (closing(ws))
 		return -1;
+	if (type == WS_TEXT && !utf8_valid(data, len)) {
+		snprintf(ws->err, sizeof(ws->err), "websocket text message is not valid utf-8");
+		return -1;
+	}
 	size_t q = wslay_event_get_queued_msg_length(ws->ctx);
 	if (len > ws->max_queue || q > ws->max_queue - len) {
 		snprintf(ws->err, sizeof(ws->err), "websocket write queue full (%zu bytes queued)", q);
@@ -492,7 +533,8 @@ int ws_server_handshake(const struct http_parser *req, struct buf *out, char *er
 	int status = 400;
 	const char *key = http_header(req, "sec-websocket-key");
 	const char *version = http_header(req, "sec-websocket-version");
-	if (strcmp(http_method(req), "GET") != 0)
+	const char *method = http_method(req);
+	if (!method || strcmp(method, "GET") != 0)
 		why = "method is not GET";
 	else if (http_minor(req) != 1)
 		why = "http version is not 1.1";

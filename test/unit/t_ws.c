@@ -306,6 +306,16 @@ TEST(ws_pair_messages)
 	CHECK_INT(c.last.len, 0);
 	CHECK_INT(s.last.len, 0);
 	free(big);
+	/* text must be UTF-8 on the way out too */
+	CHECK_INT(ws_send(c.ws, WS_TEXT, "\xc3", 1), -1);
+	CHECK(strstr(ws_error(c.ws), "utf-8"));
+	CHECK_INT(ws_send(c.ws, WS_TEXT, "\xed\xa0\x80", 3), -1); /* a surrogate */
+	CHECK_INT(ws_send(c.ws, WS_TEXT, "\xc0\xaf", 2), -1);     /* overlong */
+	CHECK_INT(ws_send(c.ws, WS_TEXT, "\xf4\x90\x80\x80", 4), -1); /* > U+10FFFF */
+	CHECK_INT(ws_send(c.ws, WS_TEXT, "\xf0\x9f\x98\x80 \xe2\x98\x83", 8), 0);
+	CHECK_INT(ws_send(c.ws, WS_BINARY, "\xc3", 1), 0);
+	pump(&c, &s);
+	CHECK_INT(s.nmsg, 5);
 	CHECK(!ws_closed(c.ws) && !ws_closed(s.ws));
 	end_release(&c);
 	end_release(&s);
@@ -512,6 +522,7 @@ TEST(ws_backpressure_and_queue_limit)
 		data[i] = (char)('a' + i % 26);
 	CHECK_INT(ws_send(c.ws, WS_TEXT, data, sizeof(data)), 0);
 	CHECK_INT(ws_queued(c.ws), 0);
+	CHECK_INT(c.ndrain, 0); /* never refused: nothing to report */
 	pump(&c, &s);
 	CHECK_INT(s.nmsg, 1);
 	CHECK_INT(s.last.len, sizeof(data));
