@@ -478,19 +478,27 @@ static long feed_line(struct http_parser *p, const char *d, size_t len)
 {
 	const char *nl = memchr(d, '\n', len);
 	size_t take = nl ? (size_t)(nl - d) + 1 : len;
-	size_t content = p->line.len + take - (nl ? 1 : 0); /* with the CR, if any */
-	size_t lim = line_limit(p);
-	if (content > lim + 1)
+	/* Two limits may be crossed within this piece: the line's and the
+	 * head's (or the trailers'). The error is the one crossed at the
+	 * earlier byte, so how the input is split never changes it. */
+	size_t *total = NULL, total_lim = 0;
+	if (p->state == S_START || p->state == S_HEADER)
+		total = &p->head_len, total_lim = p->lim.head;
+	else if (p->state == S_TRAILER)
+		total = &p->trailer_len, total_lim = p->lim.trailers;
+	size_t lim = line_limit(p), plain = take - (nl ? 1 : 0);
+	/* the 1-based position in d of the byte crossing each limit, if any */
+	size_t at_line = p->line.len + plain > lim + 1 ? lim + 2 - p->line.len : SIZE_MAX;
+	size_t at_total = total && *total + take > total_lim ? total_lim - *total + 1 : SIZE_MAX;
+	if (at_line != SIZE_MAX && at_line <= at_total)
 		return line_too_long(p), -1;
-	if (p->state == S_START || p->state == S_HEADER) {
-		p->head_len += take;
-		if (p->head_len > p->lim.head)
-			return fail(p, 431, "head exceeds %zu bytes", p->lim.head), -1;
-	} else if (p->state == S_TRAILER) {
-		p->trailer_len += take;
-		if (p->trailer_len > p->lim.trailers)
-			return fail(p, 431, "trailers exceed %zu bytes", p->lim.trailers), -1;
-	}
+	if (at_total != SIZE_MAX)
+		return p->state == S_TRAILER
+			       ? fail(p, 431, "trailers exceed %zu bytes", p->lim.trailers)
+			       : fail(p, 431, "head exceeds %zu bytes", p->lim.head),
+		       -1;
+	if (total)
+		*total += take;
 	buf_add(&p->line, d, take - (nl ? 1 : 0));
 	if (!nl)
 		return (long)take;

@@ -209,6 +209,29 @@ TEST(http_limits_head_and_count)
 	buf_release(&b);
 }
 
+/* When one piece crosses two limits, the error is the one crossed first,
+ * however the input is split. */
+TEST(http_limits_do_not_depend_on_splits)
+{
+	const char *s = "GET / HTTP/1.1\r\nHost: a\r\n"
+			"X-Long: 0123456789012345678901234567890123456789012345678901234567890\r\n\r\n";
+	const char *want[2] = {"head exceeds 40", "header line exceeds 30"};
+	for (int lim = 0; lim < 2; lim++) {
+		for (int mode = 0; mode < 2; mode++) {
+			struct http_parser *p = http_new(HTTP_REQUEST);
+			http_limits(p)->head = lim ? 60 : 40;
+			http_limits(p)->header_line = 30;
+			int r = mode ? parse_bytes(p, s, NULL) : parse_all(p, s, NULL);
+			CHECK_INT(r, HTTP_ERROR);
+			CHECK_INT(http_error_status(p), 431);
+			if (!strstr(http_error(p), want[lim]))
+				harness_fail(__FILE__, __LINE__, "lim %d mode %d: %s", lim, mode,
+					     http_error(p));
+			http_free(p);
+		}
+	}
+}
+
 TEST(http_limits_body)
 {
 	expect_req_error("POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 1048577\r\n\r\n", 413, NULL);
