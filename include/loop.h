@@ -50,7 +50,7 @@ enum { LOOP_NO_PIDFD = 1 };
 
 /* NULL on failure (reason in err). */
 struct loop *loop_new(int flags, char *err, size_t errlen);
-/* Closes the loop's own fds (epoll, signalfd, pidfds) and unblocks the
+/* Not from inside a callback. Closes the loop's own fds (epoll, signalfd, pidfds) and unblocks the
  * signals it blocked. Watched fds belong to their owners and stay open.
  * Accepts NULL. */
 void loop_free(struct loop *loop);
@@ -117,8 +117,9 @@ void loop_signal_del(struct loop *loop, int signo);
 /* Call cb once when child pid (a child of this process, not yet reaped)
  * exits; the loop reaps it and passes the wait status as mask. Uses
  * pidfd_open, or SIGCHLD on the signalfd + waitpid(pid, WNOHANG) where pidfd
- * is unavailable (the SIGCHLD path blocks SIGCHLD). Only watched pids are
- * reaped. One watcher per pid. */
+ * is unavailable (ENOSYS, EPERM; the SIGCHLD path blocks SIGCHLD). Only
+ * watched pids are reaped, each by its own waitpid, so children started
+ * elsewhere are left to their owners. One watcher per pid. */
 int loop_child_add(struct loop *loop, pid_t pid, loop_fn cb, void *arg);
 /* Stop watching pid without reaping it. No-op if not watched. */
 void loop_child_del(struct loop *loop, pid_t pid);

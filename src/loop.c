@@ -618,7 +618,8 @@ int loop_child_add(struct loop *loop, pid_t pid, loop_fn cb, void *arg)
 	int pidfd = -1;
 	if (loop->use_pidfd) {
 		pidfd = (int)syscall(SYS_pidfd_open, pid, 0);
-		if (pidfd < 0 && errno != ENOSYS) {
+		/* ENOSYS: kernel before 5.3; EPERM: a seccomp filter refusing it. */
+		if (pidfd < 0 && errno != ENOSYS && errno != EPERM) {
 			loop_fail(loop, "loop: watch child %d: pidfd_open: %s", (int)pid,
 				  strerror(errno));
 			return -1;
