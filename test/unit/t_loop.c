@@ -590,3 +590,32 @@ TEST(loop_before_sleep_hooks)
 	CHECK(loop_hook_add(loop, NULL, NULL) == 0);
 	loop_free(loop);
 }
+
+/* The SIGCHLD path shares the signal with a handler of the caller's own. */
+TEST(loop_child_fallback_coexists_with_sigchld_handler)
+{
+	struct loop *loop = new_loop(LOOP_NO_PIDFD);
+	struct rec sig = { 0 };
+	CHECK_INT(loop_signal_add(loop, SIGCHLD, rec_cb, &sig), 0);
+	pid_t pid = fork();
+	CHECK(pid >= 0);
+	if (pid == 0)
+		_exit(4);
+	struct child_rec c = { 0 };
+	CHECK_INT(loop_child_add(loop, pid, child_cb, &c), 0);
+	while (!c.calls || !sig.calls)
+		CHECK(loop_run_once(loop, 5000) >= 0);
+	CHECK_INT(WEXITSTATUS(c.status), 4);
+	CHECK_INT(sig.last_id, SIGCHLD);
+	/* a child nobody watches is left for its owner to reap */
+	pid = fork();
+	CHECK(pid >= 0);
+	if (pid == 0)
+		_exit(6);
+	while (sig.calls < 2)
+		CHECK(loop_run_once(loop, 5000) >= 0);
+	int status;
+	CHECK_INT(waitpid(pid, &status, 0), pid);
+	CHECK_INT(WEXITSTATUS(status), 6);
+	loop_free(loop);
+}

@@ -140,6 +140,30 @@ TEST(spawn_output_to_a_given_fd)
 	CHECK_STR(err, "spawn 'sh': SPAWN_STDOUT is for stderr only");
 }
 
+TEST(spawn_stdin_from_a_given_fd_and_inherited_stdout)
+{
+	char err[512];
+	int in = open("input", O_CREAT | O_RDWR | O_CLOEXEC, 0600);
+	CHECK(in >= 0 && write(in, "from file\n", 10) == 10);
+	CHECK(lseek(in, 0, SEEK_SET) == 0);
+	/* the child inherits our stdout, redirected here to a file */
+	int outf = open("output", O_CREAT | O_WRONLY | O_CLOEXEC, 0600);
+	CHECK(outf >= 0);
+	CHECK(dup2(outf, 1) == 1);
+	const char *const argv[] = { "cat", NULL };
+	struct spawn_opts o = { .argv = argv, .in = SPAWN_FD, .in_fd = in, .out = SPAWN_INHERIT };
+	struct spawn_proc p;
+	CHECK_INT(spawn_start(&o, &p, err, sizeof(err)), 0);
+	CHECK_INT(p.in_fd, -1);
+	CHECK_INT(wait_status(p.pid), 0);
+	struct buf b = BUF_INIT;
+	CHECK_INT(buf_read_file(&b, "output", 1000, err, sizeof(err)), 0);
+	CHECK_STR(b.data, "from file\n");
+	buf_release(&b);
+	close(in);
+	close(outf);
+}
+
 TEST(spawn_passes_env_exactly_and_argv_literally)
 {
 	struct buf out = BUF_INIT;
