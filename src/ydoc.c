@@ -538,7 +538,8 @@ static void syntax_error(struct builder *b, const yaml_parser_t *p)
 	default:
 		line = (int)p->problem_mark.line + 1;
 		col = (int)p->problem_mark.column + 1;
-		if (p->context)
+		if (p->context && (p->context_mark.line != p->problem_mark.line ||
+				   p->context_mark.column != p->problem_mark.column))
 			msg = arena_printf(ar, "%s (%s at line %d, column %d)", what, p->context,
 					   (int)p->context_mark.line + 1, (int)p->context_mark.column + 1);
 		else
