@@ -3,6 +3,13 @@
 #include <math.h>
 #include <stdio.h>
 
+#if defined(__has_feature)
+#if __has_feature(address_sanitizer)
+#define HAVE_LSAN 1
+#include <sanitizer/lsan_interface.h>
+#endif
+#endif
+
 #include "buf.h"
 #include "harness.h"
 #include "xalloc.h"
@@ -651,4 +658,32 @@ TEST(ydoc_map_get_compares_whole_keys)
 	CHECK(scalar_eq(ydoc_map_get(r, "ab"), "2"));
 	CHECK(ydoc_map_get(r, "") == NULL);
 	ydoc_free(d);
+}
+
+/* The harness ends each test child with _exit(), which skips
+ * LeakSanitizer's exit check: this test runs it itself (in the asan build)
+ * after the paths that stop with collections, anchors and keys still open. */
+TEST(ydoc_frees_everything)
+{
+	static const char *const inputs[] = {
+		"a: &x [1, {b: &y c, d: [*y, &z e]}]\nf: *x\n",
+		"a: &x [1, {b: &y c, d: [*y, &z e]}\nf: *x\n",  /* syntax error inside */
+		"a: &x [1, {b: &y c, d: [*y, &z e, *q]}]\n",     /* undefined alias inside */
+		"a: &x [1, {b: &y c, d: [*y, &z e, *x]}]\n",     /* recursive alias */
+		"{a: 1, a: 2, b: {c: 1, c: 2}}\n--- &r [*r]\n", /* duplicates, then recursion */
+		("a: &a [x, x, x, x, x, x, x, x, x, x]\nb: &b [*a, *a, *a, *a, *a, *a, *a, *a, *a, *a]\n"
+		 "c: &c [*b, *b, *b, *b, *b, *b, *b, *b, *b, *b]\nd: [*c, *c, *c, *c, *c, *c, *c, *c, *c, *c, *c]\n"),
+		"[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[1]]]\n",
+	};
+	static const size_t problems[] = { 0, 1, 1, 1, 3, 1, 1 };
+	for (size_t i = 0; i < sizeof(inputs) / sizeof(inputs[0]); i++) {
+		struct ydoc *d = parse(inputs[i]);
+		if (ydoc_nproblems(d) != problems[i])
+			harness_fail(__FILE__, __LINE__, "input %zu: %zu problems, expected %zu", i,
+				     ydoc_nproblems(d), problems[i]);
+		ydoc_free(d);
+	}
+#ifdef HAVE_LSAN
+	CHECK_INT(__lsan_do_recoverable_leak_check(), 0);
+#endif
 }
