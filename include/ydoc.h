@@ -66,7 +66,7 @@ struct ydoc_pair {
 };
 
 struct ydoc_problem {
-	int line, col;    /* 1-based */
+	int line, col;	  /* 1-based */
 	const char *rule; /* "yaml-syntax", "yaml-limits" or "duplicate-key" */
 	char *msg;
 };

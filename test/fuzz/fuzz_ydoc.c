@@ -72,7 +72,7 @@ static void run(const uint8_t *data, size_t size, const struct ydoc_limits *lim)
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
-	static const struct ydoc_limits tight = { 4096, 8, 200 };
+	static const struct ydoc_limits tight = {4096, 8, 200};
 	run(data, size, NULL);
 	run(data, size, &tight);
 	return 0;

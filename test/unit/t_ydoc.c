@@ -21,7 +21,7 @@ static struct ydoc *parse(const char *s)
 
 static struct ydoc *parse_lim(const char *s, size_t bytes, size_t depth, size_t nodes)
 {
-	struct ydoc_limits lim = { bytes, depth, nodes };
+	struct ydoc_limits lim = {bytes, depth, nodes};
 	return ydoc_parse(s, strlen(s), &lim);
 }
 
@@ -252,32 +252,33 @@ TEST(ydoc_core_schema_typing_table)
 		const char *s;
 		enum ydoc_type t;
 	} table[] = {
-		{ "", YDOC_T_NULL },        { "~", YDOC_T_NULL },         { "null", YDOC_T_NULL },
-		{ "Null", YDOC_T_NULL },    { "NULL", YDOC_T_NULL },      { "nULL", YDOC_T_STR },
-		{ "true", YDOC_T_BOOL },    { "True", YDOC_T_BOOL },      { "TRUE", YDOC_T_BOOL },
-		{ "false", YDOC_T_BOOL },   { "False", YDOC_T_BOOL },     { "FALSE", YDOC_T_BOOL },
-		{ "yes", YDOC_T_STR },      { "no", YDOC_T_STR },         { "on", YDOC_T_STR },
-		{ "tRUE", YDOC_T_STR },     { "0", YDOC_T_INT },          { "-17", YDOC_T_INT },
-		{ "+17", YDOC_T_INT },      { "007", YDOC_T_INT },        { "0o17", YDOC_T_INT },
-		{ "0o", YDOC_T_STR },       { "0o8", YDOC_T_STR },        { "0x1F", YDOC_T_INT },
-		{ "0xfa", YDOC_T_INT },     { "0x", YDOC_T_STR },         { "0xg", YDOC_T_STR },
-		{ "-0x1", YDOC_T_STR },     { "0X1", YDOC_T_STR },        { "1_000", YDOC_T_STR },
-		{ "1:20", YDOC_T_STR },     { "-", YDOC_T_STR },          { "+", YDOC_T_STR },
-		{ "3.10", YDOC_T_FLOAT },   { "1.", YDOC_T_FLOAT },       { ".5", YDOC_T_FLOAT },
-		{ "-.5", YDOC_T_FLOAT },    { "1e3", YDOC_T_FLOAT },      { "1E-3", YDOC_T_FLOAT },
-		{ "1.5e+3", YDOC_T_FLOAT }, { ".", YDOC_T_STR },          { "1e", YDOC_T_STR },
-		{ "e3", YDOC_T_STR },       { ".e3", YDOC_T_STR },        { "1.2.3", YDOC_T_STR },
-		{ ".inf", YDOC_T_FLOAT },   { "-.Inf", YDOC_T_FLOAT },    { "+.INF", YDOC_T_FLOAT },
-		{ ".nan", YDOC_T_FLOAT },   { ".NaN", YDOC_T_FLOAT },     { ".NAN", YDOC_T_FLOAT },
-		{ "-.nan", YDOC_T_STR },    { ".iNf", YDOC_T_STR },       { "inf", YDOC_T_STR },
-		{ "nan", YDOC_T_STR },      { "0x1p3", YDOC_T_STR },      { "12 ", YDOC_T_STR },
-		{ "hello", YDOC_T_STR },    { "2024-01-01", YDOC_T_STR },
+	    {"", YDOC_T_NULL},	      {"~", YDOC_T_NULL},	  {"null", YDOC_T_NULL},
+	    {"Null", YDOC_T_NULL},    {"NULL", YDOC_T_NULL},	  {"nULL", YDOC_T_STR},
+	    {"true", YDOC_T_BOOL},    {"True", YDOC_T_BOOL},	  {"TRUE", YDOC_T_BOOL},
+	    {"false", YDOC_T_BOOL},   {"False", YDOC_T_BOOL},	  {"FALSE", YDOC_T_BOOL},
+	    {"yes", YDOC_T_STR},      {"no", YDOC_T_STR},	  {"on", YDOC_T_STR},
+	    {"tRUE", YDOC_T_STR},     {"0", YDOC_T_INT},	  {"-17", YDOC_T_INT},
+	    {"+17", YDOC_T_INT},      {"007", YDOC_T_INT},	  {"0o17", YDOC_T_INT},
+	    {"0o", YDOC_T_STR},	      {"0o8", YDOC_T_STR},	  {"0x1F", YDOC_T_INT},
+	    {"0xfa", YDOC_T_INT},     {"0x", YDOC_T_STR},	  {"0xg", YDOC_T_STR},
+	    {"-0x1", YDOC_T_STR},     {"0X1", YDOC_T_STR},	  {"1_000", YDOC_T_STR},
+	    {"1:20", YDOC_T_STR},     {"-", YDOC_T_STR},	  {"+", YDOC_T_STR},
+	    {"3.10", YDOC_T_FLOAT},   {"1.", YDOC_T_FLOAT},	  {".5", YDOC_T_FLOAT},
+	    {"-.5", YDOC_T_FLOAT},    {"1e3", YDOC_T_FLOAT},	  {"1E-3", YDOC_T_FLOAT},
+	    {"1.5e+3", YDOC_T_FLOAT}, {".", YDOC_T_STR},	  {"1e", YDOC_T_STR},
+	    {"e3", YDOC_T_STR},	      {".e3", YDOC_T_STR},	  {"1.2.3", YDOC_T_STR},
+	    {".inf", YDOC_T_FLOAT},   {"-.Inf", YDOC_T_FLOAT},	  {"+.INF", YDOC_T_FLOAT},
+	    {".nan", YDOC_T_FLOAT},   {".NaN", YDOC_T_FLOAT},	  {".NAN", YDOC_T_FLOAT},
+	    {"-.nan", YDOC_T_STR},    {".iNf", YDOC_T_STR},	  {"inf", YDOC_T_STR},
+	    {"nan", YDOC_T_STR},      {"0x1p3", YDOC_T_STR},	  {"12 ", YDOC_T_STR},
+	    {"hello", YDOC_T_STR},    {"2024-01-01", YDOC_T_STR},
 	};
 	for (size_t i = 0; i < sizeof(table) / sizeof(table[0]); i++) {
 		struct ydoc_node n = plain(table[i].s);
 		if (ydoc_scalar_type(&n) != table[i].t)
-			harness_fail(__FILE__, __LINE__, "'%s' resolves to %s, expected %s", table[i].s,
-				     ydoc_type_name(ydoc_scalar_type(&n)), ydoc_type_name(table[i].t));
+			harness_fail(__FILE__, __LINE__, "'%s' resolves to %s, expected %s",
+				     table[i].s, ydoc_type_name(ydoc_scalar_type(&n)),
+				     ydoc_type_name(table[i].t));
 	}
 	CHECK_STR(ydoc_type_name(YDOC_T_STR), "string");
 	CHECK_STR(ydoc_type_name(YDOC_T_NULL), "null");
@@ -506,12 +507,14 @@ TEST(ydoc_reports_syntax_errors_with_positions)
 	CHECK_INT(ydoc_ndocs(d), 1); /* the complete document before it */
 	ydoc_free(d);
 	d = parse("key: [1, 2\n");
-	check_one_problem(d, "yaml-syntax", 2, 1,
-			  "did not find expected ',' or ']' (while parsing a flow sequence at line 1, column 6)");
+	check_one_problem(
+	    d, "yaml-syntax", 2, 1,
+	    "did not find expected ',' or ']' (while parsing a flow sequence at line 1, column 6)");
 	ydoc_free(d);
 	d = parse("a: \"abc");
-	check_one_problem(d, "yaml-syntax", 1, 8,
-			  "found unexpected end of stream (while scanning a quoted scalar at line 1, column 4)");
+	check_one_problem(
+	    d, "yaml-syntax", 1, 8,
+	    "found unexpected end of stream (while scanning a quoted scalar at line 1, column 4)");
 	ydoc_free(d);
 	d = parse("a:\n\tb: 1\n");
 	check_one_problem(d, "yaml-syntax", 2, 1, "found character that cannot start any token");
@@ -548,13 +551,15 @@ TEST(ydoc_undefined_and_recursive_aliases)
 TEST(ydoc_reports_duplicate_keys)
 {
 	struct ydoc *d = parse("name: a\nport: 1\nname: b\n");
-	check_one_problem(d, "duplicate-key", 3, 1, "duplicate key 'name' (first at line 1, column 1)");
+	check_one_problem(d, "duplicate-key", 3, 1,
+			  "duplicate key 'name' (first at line 1, column 1)");
 	const struct ydoc_node *r = ydoc_root(d, 0);
 	CHECK_INT(r->n, 2);
 	CHECK(scalar_eq(ydoc_map_get(r, "name"), "a")); /* the first pair is kept */
 	ydoc_free(d);
 	d = parse("outer:\n  k: 1\n  j: 2\n  k: 3\nother:\n  k: 4\n");
-	check_one_problem(d, "duplicate-key", 4, 3, "duplicate key 'k' (first at line 2, column 3)");
+	check_one_problem(d, "duplicate-key", 4, 3,
+			  "duplicate key 'k' (first at line 2, column 3)");
 	CHECK_INT(ydoc_map_get(ydoc_root(d, 0), "outer")->n, 2);
 	ydoc_free(d);
 	d = parse("{a: 1, b: 2, a: 3, 'a': 4}");
@@ -576,11 +581,13 @@ TEST(ydoc_reports_duplicate_keys)
 	CHECK_INT(ydoc_root(d, 0)->n, 3);
 	ydoc_free(d);
 	/* long keys are cut at 60 bytes, control characters shown as '?' */
-	d = parse("\"a\\nbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb\": 1\n"
-		  "\"a\\nbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb\": 2\n");
-	check_one_problem(d, "duplicate-key", 2, 1,
-			  "duplicate key 'a?bbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb...' "
-			  "(first at line 1, column 1)");
+	d = parse(
+	    "\"a\\nbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb\": 1\n"
+	    "\"a\\nbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb\": 2\n");
+	check_one_problem(
+	    d, "duplicate-key", 2, 1,
+	    "duplicate key 'a?bbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb...' "
+	    "(first at line 1, column 1)");
 	ydoc_free(d);
 }
 
@@ -621,7 +628,9 @@ TEST(ydoc_survives_nul_bytes_and_bad_utf8)
 	CHECK_INT(ydoc_nproblems(d), 1);
 	ydoc_free(d);
 	/* a UTF-16 byte order mark switches the encoding */
-	d = ydoc_parse("\xff\xfe" "a\0:\0 \0b\0", 10, NULL);
+	d = ydoc_parse("\xff\xfe"
+		       "a\0:\0 \0b\0",
+		       10, NULL);
 	CHECK_INT(ydoc_nproblems(d), 0);
 	CHECK(scalar_eq(ydoc_map_get(ydoc_root(d, 0), "a"), "b"));
 	ydoc_free(d);
@@ -666,16 +675,18 @@ TEST(ydoc_map_get_compares_whole_keys)
 TEST(ydoc_frees_everything)
 {
 	static const char *const inputs[] = {
-		"a: &x [1, {b: &y c, d: [*y, &z e]}]\nf: *x\n",
-		"a: &x [1, {b: &y c, d: [*y, &z e]}\nf: *x\n",  /* syntax error inside */
-		"a: &x [1, {b: &y c, d: [*y, &z e, *q]}]\n",     /* undefined alias inside */
-		"a: &x [1, {b: &y c, d: [*y, &z e, *x]}]\n",     /* recursive alias */
-		"{a: 1, a: 2, b: {c: 1, c: 2}}\n--- &r [*r]\n", /* duplicates, then recursion */
-		("a: &a [x, x, x, x, x, x, x, x, x, x]\nb: &b [*a, *a, *a, *a, *a, *a, *a, *a, *a, *a]\n"
-		 "c: &c [*b, *b, *b, *b, *b, *b, *b, *b, *b, *b]\nd: [*c, *c, *c, *c, *c, *c, *c, *c, *c, *c, *c]\n"),
-		"[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[1]]]\n",
+	    "a: &x [1, {b: &y c, d: [*y, &z e]}]\nf: *x\n",
+	    "a: &x [1, {b: &y c, d: [*y, &z e]}\nf: *x\n",  /* syntax error inside */
+	    "a: &x [1, {b: &y c, d: [*y, &z e, *q]}]\n",    /* undefined alias inside */
+	    "a: &x [1, {b: &y c, d: [*y, &z e, *x]}]\n",    /* recursive alias */
+	    "{a: 1, a: 2, b: {c: 1, c: 2}}\n--- &r [*r]\n", /* duplicates, then recursion */
+	    ("a: &a [x, x, x, x, x, x, x, x, x, x]\nb: &b [*a, *a, *a, *a, *a, *a, *a, *a, *a, "
+	     "*a]\n"
+	     "c: &c [*b, *b, *b, *b, *b, *b, *b, *b, *b, *b]\nd: [*c, *c, *c, *c, *c, *c, *c, *c, "
+	     "*c, *c, *c]\n"),
+	    "[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[1]]]\n",
 	};
-	static const size_t problems[] = { 0, 1, 1, 1, 3, 1, 1 };
+	static const size_t problems[] = {0, 1, 1, 1, 3, 1, 1};
 	for (size_t i = 0; i < sizeof(inputs) / sizeof(inputs[0]); i++) {
 		struct ydoc *d = parse(inputs[i]);
 		if (ydoc_nproblems(d) != problems[i])
