@@ -47,8 +47,10 @@ struct ydoc_pair;
 
 struct ydoc_node {
 	enum ydoc_kind kind;
-	int line, col; /* 1-based start of the node */
-	/* YDOC_SCALAR */
+	/* 1-based start of the node, the column in characters. An alias
+	 * yields the anchored node itself, so its position is the anchor's. */
+	int line, col;
+	/* YDOC_SCALAR ("" and 0 for collections) */
 	const char *str; /* NUL-terminated; may contain NULs (use len) */
 	size_t len;
 	enum ydoc_style style;
