@@ -97,6 +97,7 @@ size_t ydoc_ndocs(const struct ydoc *d);
  * content; an empty input has no documents at all). */
 const struct ydoc_node *ydoc_root(const struct ydoc *d, size_t i);
 size_t ydoc_nproblems(const struct ydoc *d);
+/* Problem i in the order found, or NULL when i >= ydoc_nproblems(). */
 const struct ydoc_problem *ydoc_problem(const struct ydoc *d, size_t i);
 
 /* Value for a scalar key equal to key in a mapping, else NULL (also when
