@@ -302,8 +302,12 @@ int crypt_envelope_open(const uint8_t master[CRYPT_KEY_LEN], const char *context
 	struct buf aad = BUF_INIT;
 	int rc = -1;
 
-	if (n < 1 || p[0] != CRYPT_ENVELOPE_VERSION) {
-		snprintf(err, errlen, "open secret: unknown blob version %d", n < 1 ? -1 : p[0]);
+	if (n < 1) {
+		snprintf(err, errlen, "open secret: empty blob");
+		return -1;
+	}
+	if (p[0] != CRYPT_ENVELOPE_VERSION) {
+		snprintf(err, errlen, "open secret: unknown blob version %d", p[0]);
 		return -1;
 	}
 	if (n < CRYPT_ENVELOPE_OVERHEAD) {

@@ -106,12 +106,14 @@ out:
 
 char *pki_key_pem(const struct pki_key *key)
 {
-	unsigned char *out = xmalloc(4096);
-	if (mbedtls_pk_write_key_pem((mbedtls_pk_context *)&key->pk, out, 4096) != 0) {
+	unsigned char pem[1024]; /* a P-256 key takes about 230 bytes */
+	if (mbedtls_pk_write_key_pem((mbedtls_pk_context *)&key->pk, pem, sizeof(pem)) != 0) {
 		fprintf(stderr, "dployr: pki: cannot encode a private key\n");
 		abort();
 	}
-	return (char *)out;
+	char *out = xstrdup((char *)pem);
+	crypt_wipe(pem, sizeof(pem));
+	return out;
 }
 
 int pki_write_file(const char *path, const char *text, unsigned mode, char *err, size_t errlen)

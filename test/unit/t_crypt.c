@@ -260,6 +260,7 @@ TEST(envelope_round_trip_and_tamper)
 	CHECK(crypt_envelope_open(master, "c/app/DB_URL", t, 50, &out, err, sizeof(err)) == -1);
 	CHECK(strstr(err, "truncated"));
 	CHECK(crypt_envelope_open(master, "c/app/DB_URL", t, 0, &out, err, sizeof(err)) == -1);
+	CHECK_STR(err, "open secret: empty blob");
 	t[0] = 2;
 	CHECK(crypt_envelope_open(master, "c/app/DB_URL", t, bn, &out, err, sizeof(err)) == -1);
 	CHECK_STR(err, "open secret: unknown blob version 2");
