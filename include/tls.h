@@ -20,6 +20,12 @@
  * TLS decrypts whole records: after tls_read() the connection may hold
  * decrypted bytes that epoll cannot see. While tls_pending() > 0 the event
  * loop must call tls_read() again instead of sleeping.
+ *
+ * Memory: an idle connection holds about 37 KiB of heap with mbedTLS's
+ * default configuration, mostly its two record buffers (16.3 KiB each);
+ * build/asan/tools/tls-mem measures it. The peer's CN and serial are taken
+ * during verification, so a configuration without
+ * MBEDTLS_SSL_KEEP_PEER_CERTIFICATE works unchanged.
  */
 #ifndef DPLOYR_TLS_H
 #define DPLOYR_TLS_H
