@@ -38,7 +38,7 @@ void pki_key_free(struct pki_key *key);
 /* The private key as PEM (SEC1). The caller frees it, after crypt_wipe(). */
 char *pki_key_pem(const struct pki_key *key);
 /* Write the private key as PEM to path, mode 0600, atomically (a temporary
- * file in the same directory, fsync, rename). */
+ * file in the same directory, fsync, rename, fsync of the directory). */
 int pki_key_write_file(const struct pki_key *key, const char *path, char *err, size_t errlen);
 /* Write any text (a certificate) to path atomically with the given mode. */
 int pki_write_file(const char *path, const char *text, unsigned mode, char *err, size_t errlen);

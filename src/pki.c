@@ -147,6 +147,16 @@ int pki_write_file(const char *path, const char *text, unsigned mode, char *err,
 	fd = -1;
 	if (rename(tmp, path) < 0)
 		goto fail;
+	/* make the rename itself durable (a key written at init must survive
+	 * a power cut); failure here is not worth failing the write for */
+	char *slash = strrchr(tmp, '/');
+	if (slash)
+		*slash = '\0';
+	int dfd = open(slash ? tmp : ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (dfd >= 0) {
+		fsync(dfd);
+		close(dfd);
+	}
 	free(tmp);
 	return 0;
 fail:
