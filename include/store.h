@@ -62,7 +62,7 @@ struct store_iter;
 
 /* Positive answers of get/del/put_noover (not errors, not sticky). */
 #define STORE_NOTFOUND 1
-#define STORE_EXISTS 2
+#define STORE_EXISTS   2
 
 /* Open (creating if needed) the store at directory path with the named
  * databases dbnames (a NULL-terminated list, at least one name; a database
@@ -98,7 +98,8 @@ int store_txn_failed(const struct store_txn *t);
 const char *store_txn_error(const struct store_txn *t);
 /* Poison t with the caller's own reason (e.g. a record that does not
  * decode), so commit fails. Keeps an earlier reason if there is one. */
-void store_txn_fail(struct store_txn *t, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+void store_txn_fail(struct store_txn *t, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
 /* The store t belongs to. */
 struct store *store_txn_store(const struct store_txn *t);
 
@@ -191,8 +192,7 @@ void store_iter_free(struct store_iter *it);
  * own (store_scan returns -1 without poisoning the transaction). Otherwise
  * store_scan returns 0 at the end or -1 on a store error. fn may change the
  * database as described for iterators. */
-typedef int (*store_scan_fn)(const void *key, size_t klen, const void *val, size_t vlen,
-			     void *arg);
+typedef int (*store_scan_fn)(const void *key, size_t klen, const void *val, size_t vlen, void *arg);
 int store_scan(struct store_txn *t, int db, const void *from, size_t flen, const void *to,
 	       size_t tlen, int reverse, store_scan_fn fn, void *arg);
 int store_scan_prefix(struct store_txn *t, int db, const void *prefix, size_t plen, int reverse,

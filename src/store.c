@@ -58,7 +58,7 @@ struct store_iter {
 /* --- errors ------------------------------------------------------------- */
 
 __attribute__((format(printf, 2, 0))) static void txn_vfail(struct store_txn *t, const char *fmt,
-							  va_list ap)
+							    va_list ap)
 {
 	if (t->failed)
 		return;
@@ -131,7 +131,8 @@ static int op_check(struct store_txn *t, const char *op, int db, size_t klen, in
 		return -1;
 	}
 	if (klen == 0 || klen > STORE_KEY_MAX) {
-		store_txn_fail(t, "%s in '%s': invalid key (length %zu)", op, t->s->names[db], klen);
+		store_txn_fail(t, "%s in '%s': invalid key (length %zu)", op, t->s->names[db],
+			       klen);
 		return -1;
 	}
 	if (write && t->rdonly) {
@@ -197,8 +198,8 @@ struct store *store_open(const char *path, const char *const *dbnames, size_t ma
 		}
 		for (int j = 0; j < n; j++)
 			if (!strcmp(dbnames[j], dbnames[n])) {
-				snprintf(err, errlen, "open store '%s': database '%s' named twice", path,
-					 dbnames[n]);
+				snprintf(err, errlen, "open store '%s': database '%s' named twice",
+					 path, dbnames[n]);
 				return NULL;
 			}
 		n++;
@@ -277,7 +278,8 @@ struct store *store_open(const char *path, const char *const *dbnames, size_t ma
 			snprintf(why, sizeof why, "database '%s' does not exist", s->names[i]);
 			goto fail;
 		} else if (rc) {
-			snprintf(why, sizeof why, "database '%s': %s", s->names[i], mdb_strerror(rc));
+			snprintf(why, sizeof why, "database '%s': %s", s->names[i],
+				 mdb_strerror(rc));
 			goto fail;
 		}
 	}
@@ -462,7 +464,7 @@ int store_get(struct store_txn *t, int db, const void *key, size_t klen, const v
 {
 	if (op_check(t, "get", db, klen, 0) < 0)
 		return -1;
-	MDB_val k = { klen, (void *)key }, v;
+	MDB_val k = {klen, (void *)key}, v;
 	int rc = mdb_get(t->txn, t->s->dbi[db], &k, &v);
 	if (rc == MDB_NOTFOUND)
 		return STORE_NOTFOUND;
@@ -506,7 +508,7 @@ static int put(struct store_txn *t, const char *op, int db, const void *key, siz
 {
 	if (op_check(t, op, db, klen, 1) < 0)
 		return -1;
-	MDB_val k = { klen, (void *)key }, v = { vlen, (void *)val };
+	MDB_val k = {klen, (void *)key}, v = {vlen, (void *)val};
 	t->mods++;
 	int rc = mdb_put(t->txn, t->s->dbi[db], &k, &v, flags);
 	if (rc == MDB_KEYEXIST)
@@ -534,7 +536,7 @@ int store_del(struct store_txn *t, int db, const void *key, size_t klen)
 {
 	if (op_check(t, "del", db, klen, 1) < 0)
 		return -1;
-	MDB_val k = { klen, (void *)key };
+	MDB_val k = {klen, (void *)key};
 	t->mods++;
 	int rc = mdb_del(t->txn, t->s->dbi[db], &k, NULL);
 	if (rc == MDB_NOTFOUND)
@@ -723,13 +725,13 @@ static int iter_step(struct store_iter *it, MDB_val *k, MDB_val *v)
 	if (it->state == 0) {
 		if (!it->reverse) {
 			if (it->from) {
-				*k = (MDB_val){ it->flen, it->from };
+				*k = (MDB_val){it->flen, it->from};
 				return cursor_get(it, k, v, MDB_SET_RANGE);
 			}
 			return cursor_get(it, k, v, MDB_FIRST);
 		}
 		if (it->to) {
-			*k = (MDB_val){ it->tlen, it->to };
+			*k = (MDB_val){it->tlen, it->to};
 			rc = cursor_get(it, k, v, MDB_SET_RANGE);
 			if (rc == MDB_NOTFOUND)
 				return cursor_get(it, k, v, MDB_LAST);
@@ -741,7 +743,7 @@ static int iter_step(struct store_iter *it, MDB_val *k, MDB_val *v)
 		return cursor_get(it, k, v, it->reverse ? MDB_PREV : MDB_NEXT);
 	/* The database changed since the last step: re-seek from the last key
 	 * returned, which may be gone. */
-	*k = (MDB_val){ it->klen, it->key };
+	*k = (MDB_val){it->klen, it->key};
 	rc = cursor_get(it, k, v, MDB_SET_RANGE);
 	if (!it->reverse) {
 		if (rc == 0 && key_cmp(k->mv_data, k->mv_size, it->key, it->klen) == 0)
@@ -815,7 +817,7 @@ int store_iter_del(struct store_iter *it)
 	}
 	/* The cursor may have moved since (a write re-seeks lazily): delete
 	 * by key, which is what the caller saw. */
-	MDB_val k = { it->klen, it->key };
+	MDB_val k = {it->klen, it->key};
 	t->mods++;
 	int rc = mdb_del(t->txn, t->s->dbi[it->db], &k, NULL);
 	if (rc && rc != MDB_NOTFOUND) {

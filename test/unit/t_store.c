@@ -11,7 +11,7 @@
 #include "harness.h"
 #include "xalloc.h"
 
-static const char *const names[] = { "meta", "deploys", NULL };
+static const char *const names[] = {"meta", "deploys", NULL};
 enum { DB_META, DB_DEPLOYS };
 
 static struct store *open_db(const char *path, size_t map)
@@ -161,14 +161,14 @@ TEST(store_big_endian_keys_sort_numerically)
 
 	struct store *s = open_db("db", 0);
 	struct store_txn *t = store_txn_begin(s, 0);
-	static const uint64_t nums[] = { 256, 10, 1, 65536, 2, UINT64_MAX, 0 };
+	static const uint64_t nums[] = {256, 10, 1, 65536, 2, UINT64_MAX, 0};
 	for (size_t i = 0; i < sizeof nums / sizeof *nums; i++) {
 		store_key_u64(be, nums[i]);
 		CHECK_INT(store_put(t, DB_DEPLOYS, be, 8, "v", 1), 0);
 	}
 	CHECK_INT(store_txn_commit(t, NULL, 0), 0);
 
-	static const uint64_t want[] = { 0, 1, 2, 10, 256, 65536, UINT64_MAX };
+	static const uint64_t want[] = {0, 1, 2, 10, 256, 65536, UINT64_MAX};
 	t = store_txn_begin(s, 1);
 	struct store_iter *it = store_iter_range(t, DB_DEPLOYS, NULL, 0, NULL, 0, 0);
 	size_t i = 0, kl;
@@ -185,7 +185,7 @@ TEST(store_big_endian_keys_sort_numerically)
 	store_key_u64(lo, 2);
 	store_key_u64(hi, 65536);
 	it = store_iter_range(t, DB_DEPLOYS, lo, 8, hi, 8, 1);
-	static const uint64_t back[] = { 256, 10, 2 };
+	static const uint64_t back[] = {256, 10, 2};
 	i = 0;
 	while (store_iter_next(it) == 1) {
 		CHECK(i < 3 && store_u64_from_key(store_iter_key(it, NULL)) == back[i]);
@@ -210,7 +210,7 @@ static void fill(struct store *s)
 {
 	struct store_txn *t = store_txn_begin(s, 0);
 	struct store_key k;
-	static const uint64_t ids[] = { 1, 2, 3, 10, 256 };
+	static const uint64_t ids[] = {1, 2, 3, 10, 256};
 	for (size_t i = 0; i < 5; i++) {
 		char v[32];
 		snprintf(v, sizeof v, "web-%llu", (unsigned long long)ids[i]);
@@ -276,7 +276,7 @@ TEST(store_prefix_scans_both_directions)
 	for (int rev = 0; rev < 2; rev++) {
 		buf_reset(&b);
 		struct store_iter *it =
-			store_iter_range(t, DB_DEPLOYS, from.data, from.len, to.data, to.len, rev);
+		    store_iter_range(t, DB_DEPLOYS, from.data, from.len, to.data, to.len, rev);
 		while (store_iter_next(it) == 1) {
 			size_t vl;
 			const char *v = store_iter_val(it, &vl);
@@ -575,7 +575,7 @@ TEST(store_map_full_grows_and_retries)
 	struct store *s = open_db("db", small);
 	CHECK_INT(store_map_size(s), small);
 	/* ~400 KiB does not fit in 256 KiB: plain transaction fails clearly */
-	struct fill_arg a = { 100, 4000, 0 };
+	struct fill_arg a = {100, 4000, 0};
 	struct store_txn *t = store_txn_begin(s, 0);
 	fill_fn(t, &a);
 	CHECK(store_txn_failed(t));
@@ -590,13 +590,13 @@ TEST(store_map_full_grows_and_retries)
 	CHECK_INT(store_txn_commit(t, err, sizeof err), 0);
 
 	/* store_update retries once after growing */
-	a = (struct fill_arg){ 120, 4000, 0 };
+	a = (struct fill_arg){120, 4000, 0};
 	if (store_update(s, fill_fn, &a, err, sizeof err) != 0)
 		harness_fail(__FILE__, __LINE__, "store_update: %s", err);
 	CHECK_INT(a.runs, 2);
 	CHECK_INT(store_map_size(s), 4 * small);
 	/* too big even after growing: a clear error after two runs */
-	a = (struct fill_arg){ 2000, 4000, 0 };
+	a = (struct fill_arg){2000, 4000, 0};
 	CHECK_INT(store_update(s, fill_fn, &a, err, sizeof err), -1);
 	CHECK_INT(a.runs, 2);
 	CHECK(strstr(err, "map full (2097152 bytes)") != NULL);
@@ -643,20 +643,20 @@ TEST(store_open_errors)
 	CHECK_STR(err, "open store 'file': not a directory");
 	CHECK(store_open("file/sub", names, 0, 0, err, sizeof err) == NULL);
 	CHECK_STR(err, "open store 'file/sub': mkdir 'file/sub': Not a directory");
-	static const char *const none[] = { NULL };
+	static const char *const none[] = {NULL};
 	CHECK(store_open("db", none, 0, 0, err, sizeof err) == NULL);
 	CHECK_STR(err, "open store 'db': need 1 to 128 database names, not 0");
-	static const char *const dup[] = { "a", "b", "a", NULL };
+	static const char *const dup[] = {"a", "b", "a", NULL};
 	CHECK(store_open("db", dup, 0, 0, err, sizeof err) == NULL);
 	CHECK_STR(err, "open store 'db': database 'a' named twice");
-	static const char *const empty[] = { "a", "", NULL };
+	static const char *const empty[] = {"a", "", NULL};
 	CHECK(store_open("db", empty, 0, 0, err, sizeof err) == NULL);
 	CHECK_STR(err, "open store 'db': empty database name");
 	/* read-only: the directory and the databases must exist */
 	CHECK(store_open("missing", names, 0, STORE_RDONLY, err, sizeof err) == NULL);
 	CHECK_STR(err, "open store 'missing': No such file or directory");
 	store_close(open_db("db", 0));
-	static const char *const more[] = { "meta", "other", NULL };
+	static const char *const more[] = {"meta", "other", NULL};
 	CHECK(store_open("db", more, 0, STORE_RDONLY, err, sizeof err) == NULL);
 	CHECK_STR(err, "open store 'db': database 'other' does not exist");
 	struct store *s = store_open("db", names, 0, STORE_RDONLY, err, sizeof err);
