@@ -8,8 +8,8 @@
  * "id" (optional, 1..128 printable ASCII characters) correlates a reply with
  * its request. Every message type and its fields are declared once in
  * proto_msgs.def, which generates enum proto_type, struct proto_<name>, the
- * member of union proto_msg.u, the encoder proto_encode_<name>() and the
- * field table the decoder checks.
+ * member of union proto_msg.u, the encoder proto_encode_<name>(), the typed
+ * decoder proto_decode_<name>() and the field table proto_decode() checks.
  *
  * Decoding is strict: a message larger than PROTO_MAX_MSG, not one JSON
  * object, with trailing bytes, v != 1, an unknown type, a key repeated at
@@ -132,6 +132,19 @@ int proto_encode(struct buf *out, const struct proto_msg *m, char *err, size_t e
  * when the type was known, so the caller can send an error reply. Call
  * proto_msg_release(m) in both cases. */
 int proto_decode(struct proto_msg *m, const void *data, size_t len, char *err, size_t errlen);
+
+/* Decoders per type: proto_decode, and then the message must be of that
+ * type ("message 'ping': expected 'hello'" otherwise). For a peer that may
+ * send only one thing, e.g. hello first on a connection. */
+#define PROTO_MSG(NAME, name)                                                                      \
+	int proto_decode_##name(struct proto_msg *m, const void *data, size_t len, char *err,      \
+				size_t errlen);
+#define PROTO_FIELD(name, field, type, presence, check)
+#define PROTO_END(name)
+#include "proto_msgs.def"
+#undef PROTO_MSG
+#undef PROTO_FIELD
+#undef PROTO_END
 
 /* Free what m owns and reset it to PROTO_NONE. Safe to call twice. */
 void proto_msg_release(struct proto_msg *m);

@@ -816,6 +816,34 @@ int proto_encode(struct buf *out, const struct proto_msg *m, char *err, size_t e
 #undef PROTO_FIELD
 #undef PROTO_END
 
+static int decode_as(struct proto_msg *m, enum proto_type want, const void *data, size_t len,
+		     char *err, size_t errlen)
+{
+	if (proto_decode(m, data, len, err, errlen) < 0)
+		return -1;
+	if (m->type == want)
+		return 0;
+	if (err && errlen)
+		snprintf(err, errlen, "message '%s': expected '%s'", msgs[m->type].name,
+			 msgs[want].name);
+	release_body(m->type, &m->u);
+	memset(&m->u, 0, sizeof m->u);
+	return -1;
+}
+
+#define PROTO_MSG(NAME, name)                                                                      \
+	int proto_decode_##name(struct proto_msg *m, const void *data, size_t len, char *err,      \
+				size_t errlen)                                                     \
+	{                                                                                          \
+		return decode_as(m, PROTO_##NAME, data, len, err, errlen);                         \
+	}
+#define PROTO_FIELD(name, field, type, presence, check)
+#define PROTO_END(name)
+#include "proto_msgs.def"
+#undef PROTO_MSG
+#undef PROTO_FIELD
+#undef PROTO_END
+
 /* --- equality ------------------------------------------------------------------------ */
 
 static int str_eq(const char *a, const char *b)

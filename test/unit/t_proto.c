@@ -506,3 +506,21 @@ TEST(proto_base64)
 	buf_release(&b);
 	buf_release(&d);
 }
+
+TEST(proto_typed_decoder_insists_on_its_type)
+{
+	char err[256];
+	struct proto_msg m;
+	const char *ping = "{\"v\":1,\"type\":\"ping\",\"id\":\"p\",\"ts\":1}";
+	CHECK_INT(proto_decode_hello(&m, ping, strlen(ping), err, sizeof err), -1);
+	CHECK_STR(err, "message 'ping': expected 'hello'");
+	CHECK_INT(m.type, PROTO_PING); /* still answerable */
+	CHECK_STR(m.id, "p");
+	proto_msg_release(&m);
+	CHECK_INT(proto_decode_ping(&m, ping, strlen(ping), err, sizeof err), 0);
+	CHECK(m.u.ping.has_ts && m.u.ping.ts == 1);
+	proto_msg_release(&m);
+	CHECK_INT(proto_decode_ping(&m, "{}", 2, err, sizeof err), -1);
+	CHECK_STR(err, "message: field 'v' is required; field 'type' is required");
+	proto_msg_release(&m);
+}
