@@ -716,7 +716,9 @@ static void encode_field(const struct field *f, const void *body, cJSON *root, s
 		while (o && end < s + n &&
 		       (*end == ' ' || *end == '\t' || *end == '\n' || *end == '\r'))
 			end++;
-		if (!o || end != s + n || !cJSON_IsObject(o))
+		/* cJSON skips a leading byte order mark; inside a message it
+		 * would be invalid, so the text must start with the object. */
+		if (!o || end != s + n || !cJSON_IsObject(o) || s[strspn(s, " \t\n\r")] != '{')
 			err_add(e, "field '%s' must be a JSON object", f->name);
 		else if (text_scan(s, n, &at))
 			err_add(e, "field '%s': %s at byte %zu", f->name, text_scan(s, n, &at), at);

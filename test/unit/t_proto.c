@@ -449,6 +449,9 @@ TEST(proto_encoder_checks_fields)
 	struct proto_task_ack a = {.task_id = "t", .status = "done", .result = "{\"a\":1} x"};
 	CHECK_INT(proto_encode_task_ack(&b, NULL, &a, err, sizeof err), -1);
 	CHECK_STR(err, "message 'task_ack': field 'result' must be a JSON object");
+	a.result = "\xef\xbb\xbf{}";
+	CHECK_INT(proto_encode_task_ack(&b, NULL, &a, err, sizeof err), -1);
+	CHECK_STR(err, "message 'task_ack': field 'result' must be a JSON object");
 	a.result = "{\"a\":\"\\u0000\"}";
 	CHECK_INT(proto_encode_task_ack(&b, NULL, &a, err, sizeof err), -1);
 	CHECK_STR(err, "message 'task_ack': field 'result': NUL character (\\u0000) in a string at "
