@@ -508,7 +508,7 @@ static int put(struct store_txn *t, const char *op, int db, const void *key, siz
 {
 	if (op_check(t, op, db, klen, 1) < 0)
 		return -1;
-	MDB_val k = {klen, (void *)key}, v = {vlen, (void *)val};
+	MDB_val k = {klen, (void *)key}, v = {vlen, val ? (void *)val : (void *)""};
 	t->mods++;
 	int rc = mdb_put(t->txn, t->s->dbi[db], &k, &v, flags);
 	if (rc == MDB_KEYEXIST)
@@ -705,7 +705,8 @@ struct store_iter *store_iter_prefix(struct store_txn *t, int db, const void *pr
 	 * not 0xff and drops the rest; an all-0xff prefix has no upper bound. */
 	unsigned char succ[STORE_KEY_MAX];
 	size_t slen = plen < sizeof succ ? plen : sizeof succ;
-	memcpy(succ, prefix, slen);
+	if (slen)
+		memcpy(succ, prefix, slen);
 	while (slen > 0 && succ[slen - 1] == 0xff)
 		slen--;
 	if (slen > 0)

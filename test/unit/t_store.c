@@ -44,6 +44,7 @@ TEST(store_put_get_del_and_reopen)
 	put_str(t, DB_DEPLOYS, "a", "other db");
 	CHECK_INT(store_put_noover(t, DB_META, "a", 1, "x", 1), STORE_EXISTS);
 	CHECK_INT(store_put_noover(t, DB_META, "c", 1, "three", 5), 0);
+	CHECK_INT(store_put(t, DB_META, "empty", 5, NULL, 0), 0);
 	CHECK_INT(store_del(t, DB_META, "b", 1), 0);
 	CHECK_INT(store_del(t, DB_META, "b", 1), STORE_NOTFOUND);
 	CHECK(!store_txn_failed(t));
@@ -65,6 +66,15 @@ TEST(store_put_get_del_and_reopen)
 	CHECK_INT(n, 3);
 	CHECK(memcmp(v, "one", 3) == 0);
 	CHECK_INT(store_get(t, DB_META, "b", 1, &v, &n), STORE_NOTFOUND);
+	CHECK_INT(store_get(t, DB_META, "empty", 5, &v, &n), 0);
+	CHECK_INT(n, 0);
+	/* an empty prefix scans everything */
+	struct store_iter *it = store_iter_prefix(t, DB_META, NULL, 0, 1);
+	CHECK_INT(store_iter_next(it), 1);
+	size_t kl;
+	const char *k = store_iter_key(it, &kl);
+	CHECK(kl == 5 && memcmp(k, "empty", 5) == 0);
+	store_iter_free(it);
 	CHECK_INT(store_get(t, DB_META, "gone", 4, NULL, NULL), STORE_NOTFOUND);
 	char *d = store_get_dup(t, DB_DEPLOYS, "a", 1, &n);
 	CHECK_STR(d, "other db");
