@@ -11,6 +11,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "log.h"
 #include "xalloc.h"
 
 #define STORE_MAX_DBS 128
@@ -342,6 +343,9 @@ static void maybe_grow(struct store *s)
 		MDB_envinfo info;
 		mdb_env_info(s->env, &info);
 		s->map_size = info.me_mapsize;
+		char size[32];
+		snprintf(size, sizeof size, "%zu", s->map_size);
+		log_info("store", "map grown", "path", s->path, "bytes", size, NULL);
 	}
 }
 

@@ -9,6 +9,7 @@
 #include <unistd.h>
 
 #include "harness.h"
+#include "log.h"
 #include "xalloc.h"
 
 static const char *const names[] = {"meta", "deploys", NULL};
@@ -582,6 +583,7 @@ static int fill_fn(struct store_txn *t, void *arg)
 TEST(store_map_full_grows_and_retries)
 {
 	size_t small = 256 * 1024;
+	log_set_stderr(0); /* "map grown" lines */
 	struct store *s = open_db("db", small);
 	CHECK_INT(store_map_size(s), small);
 	/* ~400 KiB does not fit in 256 KiB: plain transaction fails clearly */
@@ -680,4 +682,73 @@ TEST(store_open_errors)
 		CHECK(store_open("ro/db", names, 0, 0, err, sizeof err) == NULL);
 		CHECK_STR(err, "open store 'ro/db': mkdir 'ro/db': Permission denied");
 	}
+}
+
+/* Random puts and deletes between the steps of an iterator: every step must
+ * yield exactly the next key present at that moment (a model check). */
+TEST(store_iterator_model_check_under_changes)
+{
+	enum { N = 200 };
+	struct store *s = open_db("db", 0);
+	unsigned seed = 12345;
+	for (int round = 0; round < 40; round++) {
+		int reverse = round % 2;
+		char present[N];
+		struct store_txn *t = store_txn_begin(s, 0);
+		for (int i = 0; i < N; i++) {
+			unsigned char k[8];
+			store_key_u64(k, (uint64_t)i);
+			present[i] = (char)(rand_r(&seed) % 2);
+			if (present[i])
+				CHECK_INT(store_put(t, DB_DEPLOYS, k, 8, "v", 1), 0);
+			else
+				CHECK(store_del(t, DB_DEPLOYS, k, 8) >= 0);
+		}
+		struct store_iter *it = store_iter_range(t, DB_DEPLOYS, NULL, 0, NULL, 0, reverse);
+		int prev = reverse ? N : -1, rc;
+		while ((rc = store_iter_next(it)) == 1) {
+			int x = (int)store_u64_from_key(store_iter_key(it, NULL));
+			int want = -1;
+			if (!reverse) {
+				for (int y = prev + 1; y < N && want < 0; y++)
+					if (present[y])
+						want = y;
+			} else {
+				for (int y = prev - 1; y >= 0 && want < 0; y--)
+					if (present[y])
+						want = y;
+			}
+			if (x != want)
+				harness_fail(__FILE__, __LINE__,
+					     "round %d: yielded %d, expected %d", round, x, want);
+			prev = x;
+			for (int op = rand_r(&seed) % 4; op > 0; op--) {
+				int r = rand_r(&seed) % 3, y = rand_r(&seed) % N;
+				unsigned char k[8];
+				store_key_u64(k, (uint64_t)y);
+				if (r == 0 && present[x]) {
+					CHECK_INT(store_iter_del(it), 0);
+					present[x] = 0;
+				} else if (r == 1) {
+					CHECK_INT(store_del(t, DB_DEPLOYS, k, 8),
+						  present[y] ? 0 : STORE_NOTFOUND);
+					present[y] = 0;
+				} else {
+					CHECK_INT(store_put(t, DB_DEPLOYS, k, 8, "w", 1), 0);
+					present[y] = 1;
+				}
+			}
+		}
+		CHECK_INT(rc, 0);
+		if (!reverse) {
+			for (int y = prev + 1; y < N; y++)
+				CHECK(!present[y]);
+		} else {
+			for (int y = prev - 1; y >= 0; y--)
+				CHECK(!present[y]);
+		}
+		store_iter_free(it);
+		CHECK_INT(store_txn_commit(t, NULL, 0), 0);
+	}
+	store_close(s);
 }
