@@ -25,7 +25,9 @@
  * optional fields). Duplicate keys inside a RAW object are kept as they
  * are. Integers: JSON numbers are doubles in cJSON, so an INT field accepts
  * only integral values within +-(2^53 - 1) and the encoder refuses others;
- * larger identifiers travel as strings. The encoder checks exactly what the
+ * larger identifiers travel as strings. A RAW field is encoded as the
+ * caller's text, but decoded by re-printing cJSON's tree: numbers inside it
+ * go through doubles too (integers beyond 2^53 lose precision). The encoder checks exactly what the
  * decoder checks, so what one end sends the other accepts.
  *
  * Memory: the encoder borrows the caller's struct (strings are not freed or

@@ -67,7 +67,8 @@ struct store_iter;
 /* Open (creating if needed) the store at directory path with the named
  * databases dbnames (a NULL-terminated list, at least one name; a database
  * is created when missing, unless STORE_RDONLY). map_size 0 means
- * STORE_MAP_SIZE_DEFAULT. Returns NULL with a reason in err on failure.
+ * STORE_MAP_SIZE_DEFAULT; an existing store keeps a larger map it grew to.
+ * Returns NULL with a reason in err on failure.
  * The caller keeps ownership of path and dbnames (they are copied). */
 struct store *store_open(const char *path, const char *const *dbnames, size_t map_size,
 			 unsigned flags, char *err, size_t errlen);
