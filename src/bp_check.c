@@ -248,10 +248,10 @@ static const char *check_url(const char *u)
 {
 	if (!*u)
 		return "is empty";
-	if (has_space_or_ctl(u))
-		return "contains a space or control character";
 	if (*u == '-')
 		return "starts with '-', which git would read as an option (refused for safety)";
+	if (has_space_or_ctl(u))
+		return "contains a space or control character";
 	const char *rest = NULL;
 	if (strncmp(u, "https://", 8) == 0)
 		rest = u + 8;
