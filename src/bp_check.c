@@ -1349,11 +1349,19 @@ const struct ydoc_node *bp_check_doc(struct bp *bp, const struct ydoc_node *map,
 		missing(c, map, "`source: remote` needs `remote`, e.g. `remote: {url: https://...}`");
 	if (bp->source == BP_SOURCE_IMAGE && !f[K_IMAGE])
 		missing(c, map, "`source: image` needs `image`, e.g. `image: nginx:1.27`");
-	if (bp->source == BP_SOURCE_IMAGE && bp->runtime.type != BP_RUNTIME_NONE &&
-	    bp->runtime.type != BP_RUNTIME_DOCKER)
+	if ((bp->source == BP_SOURCE_IMAGE || (f[K_IMAGE] && bp->source == BP_SOURCE_NONE)) &&
+	    bp->runtime.type != BP_RUNTIME_NONE && bp->runtime.type != BP_RUNTIME_DOCKER)
 		REPORT(c, f[K_RUNTIME]->key, NOT_FOR_TYPE,
-		       "`source: image` needs `runtime: docker`, not `%s`",
+		       "a container image needs `runtime: docker`, not `%s`",
 		       bp_runtime_name(bp->runtime.type));
+	if (bp->source == BP_SOURCE_IMAGE) {
+		if (f[K_BUILD_CMD])
+			not_for(c, f[K_BUILD_CMD],
+				"is not used with `source: image`: an image is deployed as built");
+		if (f[K_WORKING_DIR])
+			not_for(c, f[K_WORKING_DIR],
+				"is not used with `source: image`: there is no source tree");
+	}
 
 	/* What the type needs and forbids. */
 	const char *tn = bp_type_name(bp->type);
@@ -1378,6 +1386,19 @@ const struct ydoc_node *bp_check_doc(struct bp *bp, const struct ydoc_node *map,
 	if (bp->type != BP_TYPE_NONE && bp->type != BP_TYPE_JOB && f[K_SCHEDULE])
 		REPORT(c, f[K_SCHEDULE]->key, NOT_FOR_TYPE,
 		       "`schedule` is only for `type: job`, not `%s`", tn);
+	if ((bp->type == BP_TYPE_WORKER || bp->type == BP_TYPE_JOB) && (f[K_DOMAIN] || f[K_DOMAINS]))
+		not_for(c, f[K_DOMAIN] ? f[K_DOMAIN] : f[K_DOMAINS],
+			bp->type == BP_TYPE_JOB ? "is only for `type: web` and `type: static`; a job serves nothing"
+						: "is only for `type: web` and `type: static`; a worker serves nothing");
+	if (f[K_HEALTH_CHECK] && (bp->type == BP_TYPE_STATIC || bp->type == BP_TYPE_JOB))
+		REPORT(c, f[K_HEALTH_CHECK]->key, NOT_FOR_TYPE,
+		       "`health_check` is not used by `type: %s`: there is no long-running process to check",
+		       tn);
+	else if (bp->type == BP_TYPE_WORKER && (bp->health_check.kind == BP_HEALTH_HTTP ||
+						bp->health_check.kind == BP_HEALTH_TCP))
+		REPORT(c, f[K_HEALTH_CHECK]->key, NOT_FOR_TYPE,
+		       "a worker has no port to check over %s; use `health_check: {command: ...}`",
+		       bp->health_check.kind == BP_HEALTH_HTTP ? "HTTP" : "TCP");
 	if (bp->type == BP_TYPE_WEB && !f[K_HEALTH_CHECK])
 		bp_report(bp, file, diags, map->line, map->col, BP_R_NO_HEALTH_CHECK,
 			  "web service has no `health_check`; add one (e.g. `health_check: /healthz`) "

@@ -681,6 +681,33 @@ TEST(bp_source_and_type_constraints)
 	parse(&t, BASE "schedule: '0 * * * *'\n");
 	CHECK(only(&t, "not-for-type", 8, 1, "`schedule`"));
 	done(&t);
+
+	parse(&t, "name: ab\ntype: worker\nsource: upload\nruntime: python@3.13\nrun_cmd: x\n"
+		  "domains: [a.example.org]\n");
+	CHECK(only(&t, "not-for-type", 6, 1, "`domains`"));
+	done(&t);
+
+	parse(&t, "name: ab\ntype: worker\nsource: upload\nruntime: python@3.13\nrun_cmd: x\n"
+		  "health_check: /up\n");
+	CHECK(only(&t, "not-for-type", 6, 1, "no port"));
+	done(&t);
+
+	parse(&t, "name: ab\ntype: worker\nsource: upload\nruntime: python@3.13\nrun_cmd: x\n"
+		  "health_check: {command: ./alive}\n");
+	CHECK_INT(t.dl.n, 0);
+	done(&t);
+
+	parse(&t, "name: ab\ntype: job\nsource: upload\nruntime: python@3.13\nrun_cmd: x\n"
+		  "health_check: {command: ./alive}\n");
+	CHECK(only(&t, "not-for-type", 6, 1, "`type: job`"));
+	done(&t);
+
+	parse(&t, "name: ab\ntype: worker\nsource: image\nruntime: docker\nimage: a\n"
+		  "build_cmd: make\nworking_dir: x\n");
+	CHECK(find(&t, "not-for-type", 6, 1));
+	CHECK(find(&t, "not-for-type", 7, 1));
+	CHECK_INT(t.dl.n, 2);
+	done(&t);
 }
 
 TEST(bp_paths_stay_inside)
