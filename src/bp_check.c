@@ -82,8 +82,12 @@ static char *want_str(struct ck *c, const char *path, const struct ydoc_node *n)
 
 static int want_int(struct ck *c, const char *path, const struct ydoc_node *n, long long *out)
 {
-	if (n->kind != YDOC_SCALAR || ydoc_scalar_type(n) != YDOC_T_INT || ydoc_get_int(n, out) < 0) {
+	if (n->kind != YDOC_SCALAR || ydoc_scalar_type(n) != YDOC_T_INT) {
 		REPORT(c, n, TYPE, "`%s` must be an integer, not %s", path, kind_name(n));
+		return -1;
+	}
+	if (ydoc_get_int(n, out) < 0) {
+		REPORT(c, n, RANGE, "`%s` `" Q "` is far too large", path, n->str);
 		return -1;
 	}
 	return 0;
@@ -864,14 +868,12 @@ static void read_health(struct ck *c, const struct ydoc_node *v)
 		const char *name = path == v ? "health_check" : "health_check.path";
 		char *s = want_str(c, name, path);
 		const char *e = NULL;
-		if (!s)
-			;
-		else if (strstr(s, "://"))
+		if (s && strstr(s, "://"))
 			e = "is a full url: give only the path, e.g. `/healthz`; the check goes to the "
 			    "service itself";
-		else if (*s != '/')
+		else if (s && *s != '/')
 			e = "must start with '/', e.g. `/healthz`";
-		else if (has_space_or_ctl(s))
+		else if (s && has_space_or_ctl(s))
 			e = "contains a space or control character";
 		if (e) {
 			REPORT(c, path, HEALTH_CHECK, "`%s` `" Q "` %s", name, s, e);

@@ -375,6 +375,12 @@ TEST(bp_ranges)
 	CHECK_INT(t.dl.n, 0);
 	CHECK_INT(first(&t)->port, 65535);
 	done(&t);
+	parse(&t, BASE "port: 99999999999999999999999\n");
+	CHECK(only(&t, "range", 8, 7, "too large"));
+	done(&t);
+	parse(&t, BASE "port: 80.5\n");
+	CHECK(only(&t, "type", 8, 7, "must be an integer, not a decimal number"));
+	done(&t);
 	parse(&t, BASE "replicas: 101\n");
 	CHECK(only(&t, "range", 8, 11, NULL));
 	done(&t);
