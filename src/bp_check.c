@@ -544,6 +544,8 @@ static char *misread_number(const struct ydoc_node *n)
 		return NULL;
 	const char *s = n->str;
 	size_t len = strlen(s);
+	if (strspn(s, "0123456789.") != len || !version_syntax_ok(s))
+		return NULL; /* 0x1f, 1e3, .5: not versions at all, said elsewhere */
 	const char *dot = strchr(s, '.');
 	size_t intlen = dot ? (size_t)(dot - s) : len;
 	int leading = intlen > 1 && s[0] == '0';

@@ -464,6 +464,8 @@ TEST(bp_runtime_forms_and_versions)
 	runtime_case("runtime: {type: nodejs, version: \"20.\"}", "runtime-version", NULL);
 	runtime_case("runtime: {type: nodejs, version: \"1.2.3.4\"}", "runtime-version", NULL);
 	runtime_case("runtime: {type: nodejs, version: 1e3}", "runtime-version", NULL);
+	runtime_case("runtime: {type: nodejs, version: 0x1f}", "runtime-version", NULL);
+	runtime_case("runtime: {type: nodejs, version: .5}", "runtime-version", NULL);
 	runtime_case("runtime: nodejs@", "runtime-version", NULL);
 	runtime_case("runtime: nodejs@lts", "runtime-version", NULL);
 	runtime_case("runtime: {type: nodejs, version: true}", "type", NULL);
