@@ -22,21 +22,21 @@
 #define LINT_MAX_BYTES ((size_t)1 << 20)
 
 static const char synopsis[] =
-	"usage: dployr lint [--format text|json|github|sarif] [--strict] [-q | --quiet] FILE... | -\n";
+    "usage: dployr lint [--format text|json|github|sarif] [--strict] [-q | --quiet] FILE... | -\n";
 
 static const char help[] =
-	"\n"
-	"Check blueprint files (the dployr-blueprint(5) format) without a base or\n"
-	"network; '-' reads standard input.\n"
-	"\n"
-	"  --format FMT  output format: text (default), json, github (GitHub Actions\n"
-	"                annotations), sarif (SARIF 2.1.0)\n"
-	"  --strict      warnings fail too (exit 1)\n"
-	"  -q, --quiet   no summary line on stderr (text format)\n"
-	"  -h, --help    show this help\n"
-	"\n"
-	"Exit status: 0 no errors, 1 errors (or warnings with --strict),\n"
-	"2 usage error or an unreadable file. See dployr-lint(1).\n";
+    "\n"
+    "Check blueprint files (the dployr-blueprint(5) format) without a base or\n"
+    "network; '-' reads standard input.\n"
+    "\n"
+    "  --format FMT  output format: text (default), json, github (GitHub Actions\n"
+    "                annotations), sarif (SARIF 2.1.0)\n"
+    "  --strict      warnings fail too (exit 1)\n"
+    "  -q, --quiet   no summary line on stderr (text format)\n"
+    "  -h, --help    show this help\n"
+    "\n"
+    "Exit status: 0 no errors, 1 errors (or warnings with --strict),\n"
+    "2 usage error or an unreadable file. See dployr-lint(1).\n";
 
 __attribute__((format(printf, 1, 2))) static int usage_error(const char *fmt, ...)
 {
@@ -60,7 +60,8 @@ static int lint_file(const char *path, struct diag_list *diags)
 	if (buf_read_file(&data, path, LINT_MAX_BYTES, err, sizeof(err)) < 0) {
 		if (data.len > LINT_MAX_BYTES) {
 			diag_add(diags, path, 1, 1, DIAG_ERROR, bp_rules[BP_R_YAML_LIMITS].id,
-				 "file is larger than %zu bytes (1 MiB); not checked", LINT_MAX_BYTES);
+				 "file is larger than %zu bytes (1 MiB); not checked",
+				 LINT_MAX_BYTES);
 		} else {
 			fprintf(stderr, "dployr lint: %s\n", err);
 			rc = -1;
@@ -101,8 +102,8 @@ static int run(int argc, char **argv, const char **files)
 			if (!v)
 				v = argv[++i];
 			if (diag_format_parse(v, &fmt) < 0)
-				return usage_error("unknown format '%s' (text, json, github, sarif)",
-						   v);
+				return usage_error(
+				    "unknown format '%s' (text, json, github, sarif)", v);
 		} else {
 			return usage_error("unknown option '%s'", a);
 		}

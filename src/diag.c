@@ -109,10 +109,10 @@ int diag_format_parse(const char *name, enum diag_format *out)
 		const char *name;
 		enum diag_format fmt;
 	} formats[] = {
-		{ "text", DIAG_TEXT },
-		{ "json", DIAG_JSON },
-		{ "github", DIAG_GITHUB },
-		{ "sarif", DIAG_SARIF },
+	    {"text", DIAG_TEXT},
+	    {"json", DIAG_JSON},
+	    {"github", DIAG_GITHUB},
+	    {"sarif", DIAG_SARIF},
 	};
 	for (size_t i = 0; i < sizeof(formats) / sizeof(formats[0]); i++)
 		if (name && strcmp(name, formats[i].name) == 0) {
@@ -270,7 +270,9 @@ static long rule_index(const struct diag_rule *rules, size_t nrules, const char 
 static void render_sarif(const struct diag_list *l, const struct diag_rule *rules, size_t nrules,
 			 const char *tool_version, struct buf *out)
 {
-	buf_puts(out, "{\n  \"$schema\": \"https://docs.oasis-open.org/sarif/sarif/v2.1.0/errata01/os/schemas/sarif-schema-2.1.0.json\",\n"
+	buf_puts(out, "{\n  \"$schema\": "
+		      "\"https://docs.oasis-open.org/sarif/sarif/v2.1.0/errata01/os/schemas/"
+		      "sarif-schema-2.1.0.json\",\n"
 		      "  \"version\": \"2.1.0\",\n"
 		      "  \"runs\": [\n    {\n"
 		      "      \"tool\": {\n        \"driver\": {\n"

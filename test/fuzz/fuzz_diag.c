@@ -12,8 +12,8 @@
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
 static const struct diag_rule rules[] = {
-	{ "yaml-syntax", DIAG_ERROR, "the file is not valid YAML" },
-	{ "no-health-check", DIAG_WARNING, "a web service without a health check" },
+    {"yaml-syntax", DIAG_ERROR, "the file is not valid YAML"},
+    {"no-health-check", DIAG_WARNING, "a web service without a health check"},
 };
 
 static size_t count_lines(const struct buf *b)
@@ -35,7 +35,10 @@ static void check_json_text(const struct buf *b)
 			p++;
 			continue;
 		}
-		size_t n = (*p & 0xe0) == 0xc0 ? 2 : (*p & 0xf0) == 0xe0 ? 3 : (*p & 0xf8) == 0xf0 ? 4 : 0;
+		size_t n = (*p & 0xe0) == 0xc0	 ? 2
+			   : (*p & 0xf0) == 0xe0 ? 3
+			   : (*p & 0xf8) == 0xf0 ? 4
+						 : 0;
 		if (n == 0 || (size_t)(end - p) < n)
 			abort();
 		for (size_t i = 1; i < n; i++)
@@ -61,8 +64,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		size_t ml = strnlen(msg, size - off);
 		char *f = strndup(file, fl), *m = strndup(msg, ml);
 		off += ml + 1;
-		diag_add(&l, f, (int)(fl % 7) - 1, (int)(ml % 5), (k & 1) ? DIAG_WARNING : DIAG_ERROR,
-			 (k & 2) ? "yaml-syntax" : "other", "%s", m);
+		diag_add(&l, f, (int)(fl % 7) - 1, (int)(ml % 5),
+			 (k & 1) ? DIAG_WARNING : DIAG_ERROR, (k & 2) ? "yaml-syntax" : "other",
+			 "%s", m);
 		free(f);
 		free(m);
 	}
