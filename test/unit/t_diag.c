@@ -1,5 +1,7 @@
 #include "diag.h"
 
+#include <stdio.h>
+
 #include "buf.h"
 #include "harness.h"
 
@@ -198,4 +200,27 @@ TEST(diag_severity_and_display_names)
 	CHECK_STR(diag_severity_name(DIAG_WARNING), "warning");
 	CHECK_STR(diag_display_name("-"), "<stdin>");
 	CHECK_STR(diag_display_name("a.yaml"), "a.yaml");
+}
+
+TEST(diag_sort_groups_many_interleaved_files)
+{
+	struct diag_list l;
+	diag_list_init(&l);
+	/* files f999..f0 in that order of first appearance, each with findings
+	 * on lines 3, 2, 1 spread over three rounds */
+	for (int line = 3; line >= 1; line--)
+		for (int f = 999; f >= 0; f--) {
+			char name[16];
+			snprintf(name, sizeof(name), "f%d.yaml", f);
+			diag_add(&l, name, line, 1, DIAG_ERROR, "x", "%d", line);
+		}
+	diag_sort(&l);
+	CHECK_INT(l.n, 3000);
+	for (size_t i = 0; i < l.n; i++) {
+		char name[16];
+		snprintf(name, sizeof(name), "f%d.yaml", 999 - (int)(i / 3));
+		CHECK_STR(l.items[i].file, name);
+		CHECK_INT(l.items[i].line, (int)(i % 3) + 1);
+	}
+	diag_list_release(&l);
 }
