@@ -210,14 +210,14 @@ TEST(diag_sort_groups_many_interleaved_files)
 	 * on lines 3, 2, 1 spread over three rounds */
 	for (int line = 3; line >= 1; line--)
 		for (int f = 999; f >= 0; f--) {
-			char name[16];
+			char name[32];
 			snprintf(name, sizeof(name), "f%d.yaml", f);
 			diag_add(&l, name, line, 1, DIAG_ERROR, "x", "%d", line);
 		}
 	diag_sort(&l);
 	CHECK_INT(l.n, 3000);
 	for (size_t i = 0; i < l.n; i++) {
-		char name[16];
+		char name[32];
 		snprintf(name, sizeof(name), "f%d.yaml", 999 - (int)(i / 3));
 		CHECK_STR(l.items[i].file, name);
 		CHECK_INT(l.items[i].line, (int)(i % 3) + 1);
