@@ -47,8 +47,10 @@ struct ydoc_pair;
 
 struct ydoc_node {
 	enum ydoc_kind kind;
-	int line, col; /* 1-based start of the node */
-	/* YDOC_SCALAR */
+	/* 1-based start of the node, the column in characters. An alias
+	 * yields the anchored node itself, so its position is the anchor's. */
+	int line, col;
+	/* YDOC_SCALAR ("" and 0 for collections) */
 	const char *str; /* NUL-terminated; may contain NULs (use len) */
 	size_t len;
 	enum ydoc_style style;
@@ -66,7 +68,7 @@ struct ydoc_pair {
 };
 
 struct ydoc_problem {
-	int line, col;    /* 1-based */
+	int line, col;	  /* 1-based */
 	const char *rule; /* "yaml-syntax", "yaml-limits" or "duplicate-key" */
 	char *msg;
 };
@@ -95,6 +97,7 @@ size_t ydoc_ndocs(const struct ydoc *d);
  * content; an empty input has no documents at all). */
 const struct ydoc_node *ydoc_root(const struct ydoc *d, size_t i);
 size_t ydoc_nproblems(const struct ydoc *d);
+/* Problem i in the order found, or NULL when i >= ydoc_nproblems(). */
 const struct ydoc_problem *ydoc_problem(const struct ydoc *d, size_t i);
 
 /* Value for a scalar key equal to key in a mapping, else NULL (also when

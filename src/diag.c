@@ -63,28 +63,42 @@ static int sortkey_cmp(const void *a, const void *b)
 	return x->pos < y->pos ? -1 : x->pos > y->pos;
 }
 
+struct filepos {
+	const char *file;
+	size_t pos;
+};
+
+static int filepos_cmp(const void *a, const void *b)
+{
+	const struct filepos *x = a, *y = b;
+	int c = strcmp(x->file, y->file);
+	if (c)
+		return c;
+	return x->pos < y->pos ? -1 : x->pos > y->pos;
+}
+
 void diag_sort(struct diag_list *l)
 {
 	if (l->n < 2)
 		return;
+	/* A file's rank is the position of its first finding: group the
+	 * findings by name (O(n log n), whatever the number of files). */
+	struct filepos *fp = xcalloc(l->n, sizeof(*fp));
 	struct sortkey *k = xcalloc(l->n, sizeof(*k));
-	/* Findings of one file are usually adjacent: compare with the previous
-	 * item's file first, and search earlier ones only on a change. */
 	for (size_t i = 0; i < l->n; i++) {
+		fp[i].file = l->items[i].file;
+		fp[i].pos = i;
 		k[i].pos = i;
 		k[i].line = l->items[i].line;
 		k[i].col = l->items[i].col;
-		if (i > 0 && strcmp(l->items[i].file, l->items[i - 1].file) == 0) {
-			k[i].file_rank = k[i - 1].file_rank;
-			continue;
-		}
-		k[i].file_rank = i;
-		for (size_t j = 0; j < i; j++)
-			if (strcmp(l->items[i].file, l->items[j].file) == 0) {
-				k[i].file_rank = k[j].file_rank;
-				break;
-			}
 	}
+	qsort(fp, l->n, sizeof(*fp), filepos_cmp);
+	for (size_t i = 0, first = 0; i < l->n; i++) {
+		if (i > 0 && strcmp(fp[i].file, fp[i - 1].file) != 0)
+			first = i;
+		k[fp[i].pos].file_rank = fp[first].pos;
+	}
+	free(fp);
 	qsort(k, l->n, sizeof(*k), sortkey_cmp);
 	struct diag *sorted = xcalloc(l->n, sizeof(*sorted));
 	for (size_t i = 0; i < l->n; i++)
@@ -109,10 +123,10 @@ int diag_format_parse(const char *name, enum diag_format *out)
 		const char *name;
 		enum diag_format fmt;
 	} formats[] = {
-		{ "text", DIAG_TEXT },
-		{ "json", DIAG_JSON },
-		{ "github", DIAG_GITHUB },
-		{ "sarif", DIAG_SARIF },
+	    {"text", DIAG_TEXT},
+	    {"json", DIAG_JSON},
+	    {"github", DIAG_GITHUB},
+	    {"sarif", DIAG_SARIF},
 	};
 	for (size_t i = 0; i < sizeof(formats) / sizeof(formats[0]); i++)
 		if (name && strcmp(name, formats[i].name) == 0) {
@@ -270,7 +284,9 @@ static long rule_index(const struct diag_rule *rules, size_t nrules, const char 
 static void render_sarif(const struct diag_list *l, const struct diag_rule *rules, size_t nrules,
 			 const char *tool_version, struct buf *out)
 {
-	buf_puts(out, "{\n  \"$schema\": \"https://docs.oasis-open.org/sarif/sarif/v2.1.0/errata01/os/schemas/sarif-schema-2.1.0.json\",\n"
+	buf_puts(out, "{\n  \"$schema\": "
+		      "\"https://docs.oasis-open.org/sarif/sarif/v2.1.0/errata01/os/schemas/"
+		      "sarif-schema-2.1.0.json\",\n"
 		      "  \"version\": \"2.1.0\",\n"
 		      "  \"runs\": [\n    {\n"
 		      "      \"tool\": {\n        \"driver\": {\n"

@@ -63,7 +63,8 @@ static char *arena_strndup(struct arena *a, const char *s, size_t n)
 	return p;
 }
 
-static char *arena_printf(struct arena *a, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static char *arena_printf(struct arena *a, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
 static char *arena_printf(struct arena *a, const char *fmt, ...)
 {
 	va_list ap;
@@ -133,7 +134,7 @@ struct frame {
 	char *anchor; /* owned; NULL if none */
 	uint64_t seq, map;
 	struct ydoc_node *key; /* mapping: key waiting for its value */
-	int key_dup;           /* ... and it repeats an earlier key: drop the pair */
+	int key_dup;	       /* ... and it repeats an earlier key: drop the pair */
 	int key_line, key_col;
 };
 
@@ -240,7 +241,8 @@ static struct seen_key *key_slot(struct builder *b, uint64_t map, const struct y
 		struct seen_key *s = &b->keys[i];
 		if (!s->map)
 			return s;
-		if (s->map == map && s->key->len == k->len && memcmp(s->key->str, k->str, k->len) == 0)
+		if (s->map == map && s->key->len == k->len &&
+		    memcmp(s->key->str, k->str, k->len) == 0)
 			return s;
 		i = (i + 1) & mask;
 	}
@@ -330,7 +332,8 @@ static void attach(struct builder *b, struct ydoc_node *node, size_t size, size_
 			char q[64];
 			quote_key(q, sizeof(q), node);
 			problem(b->d, line, col, "duplicate-key",
-				arena_printf(&b->d->arena, "duplicate key '%s' (first at line %d, column %d)", q,
+				arena_printf(&b->d->arena,
+					     "duplicate key '%s' (first at line %d, column %d)", q,
 					     s->line, s->col));
 			f->key_dup = 1;
 		}
@@ -372,8 +375,9 @@ static int count_node(struct builder *b, const yaml_mark_t *m)
 {
 	b->total = add_sat(b->total, 1);
 	if (b->total > b->lim.max_nodes) {
-		stop_at(b, m, "yaml-limits",
-			arena_printf(&b->d->arena, "input has more than %zu nodes", b->lim.max_nodes));
+		stop_at(
+		    b, m, "yaml-limits",
+		    arena_printf(&b->d->arena, "input has more than %zu nodes", b->lim.max_nodes));
 		return -1;
 	}
 	return 0;
@@ -388,11 +392,21 @@ static void on_scalar(struct builder *b, const yaml_event_t *ev)
 			       ev->data.scalar.length);
 	n->len = ev->data.scalar.length;
 	switch (ev->data.scalar.style) {
-	case YAML_SINGLE_QUOTED_SCALAR_STYLE: n->style = YDOC_SINGLE_QUOTED; break;
-	case YAML_DOUBLE_QUOTED_SCALAR_STYLE: n->style = YDOC_DOUBLE_QUOTED; break;
-	case YAML_LITERAL_SCALAR_STYLE: n->style = YDOC_LITERAL; break;
-	case YAML_FOLDED_SCALAR_STYLE: n->style = YDOC_FOLDED; break;
-	default: n->style = YDOC_PLAIN; break;
+	case YAML_SINGLE_QUOTED_SCALAR_STYLE:
+		n->style = YDOC_SINGLE_QUOTED;
+		break;
+	case YAML_DOUBLE_QUOTED_SCALAR_STYLE:
+		n->style = YDOC_DOUBLE_QUOTED;
+		break;
+	case YAML_LITERAL_SCALAR_STYLE:
+		n->style = YDOC_LITERAL;
+		break;
+	case YAML_FOLDED_SCALAR_STYLE:
+		n->style = YDOC_FOLDED;
+		break;
+	default:
+		n->style = YDOC_PLAIN;
+		break;
 	}
 	n->tag = tag_of(b, ev->data.scalar.tag);
 	b->seq++;
@@ -475,20 +489,23 @@ static void on_alias(struct builder *b, const yaml_event_t *ev)
 			if (!a || a->seq < f->seq) {
 				stop_at(b, m, "yaml-syntax",
 					arena_printf(&b->d->arena,
-						     "alias '%s' refers to a node that contains it", name));
+						     "alias '%s' refers to a node that contains it",
+						     name));
 				return;
 			}
 			break;
 		}
 	}
 	if (!a) {
-		stop_at(b, m, "yaml-syntax", arena_printf(&b->d->arena, "undefined alias '%s'", name));
+		stop_at(b, m, "yaml-syntax",
+			arena_printf(&b->d->arena, "undefined alias '%s'", name));
 		return;
 	}
 	b->total = add_sat(b->total, a->size);
 	if (b->total > b->lim.max_nodes) {
 		stop_at(b, m, "yaml-limits",
-			arena_printf(&b->d->arena, "alias expansion exceeds %zu nodes", b->lim.max_nodes));
+			arena_printf(&b->d->arena, "alias expansion exceeds %zu nodes",
+				     b->lim.max_nodes));
 		return;
 	}
 	if (add_sat(b->nframes, a->height) > b->lim.max_depth) {
@@ -538,9 +555,11 @@ static void syntax_error(struct builder *b, const yaml_parser_t *p)
 	default:
 		line = (int)p->problem_mark.line + 1;
 		col = (int)p->problem_mark.column + 1;
-		if (p->context)
+		if (p->context && (p->context_mark.line != p->problem_mark.line ||
+				   p->context_mark.column != p->problem_mark.column))
 			msg = arena_printf(ar, "%s (%s at line %d, column %d)", what, p->context,
-					   (int)p->context_mark.line + 1, (int)p->context_mark.column + 1);
+					   (int)p->context_mark.line + 1,
+					   (int)p->context_mark.column + 1);
 		else
 			msg = arena_printf(ar, "%s", what);
 		break;
@@ -572,7 +591,8 @@ static void run(struct builder *b)
 {
 	yaml_parser_t p;
 	if (!yaml_parser_initialize(&p)) {
-		problem(b->d, 1, 1, "yaml-limits", arena_printf(&b->d->arena, "yaml parser out of memory"));
+		problem(b->d, 1, 1, "yaml-limits",
+			arena_printf(&b->d->arena, "yaml parser out of memory"));
 		return;
 	}
 	yaml_parser_set_input_string(&p, (const unsigned char *)b->data, b->len);
@@ -594,19 +614,30 @@ static void run(struct builder *b)
 			struct ydoc_node *r = b->root;
 			/* `---` alone: libyaml gives an empty plain scalar (which
 			 * is then the only node, so any anchor is its own) */
-			if (r && r->kind == YDOC_SCALAR && r->style == YDOC_PLAIN && !r->len && !r->tag &&
-			    !b->nanchors)
+			if (r && r->kind == YDOC_SCALAR && r->style == YDOC_PLAIN && !r->len &&
+			    !r->tag && !b->nanchors)
 				r = NULL;
 			add_doc(b->d, r);
 			break;
 		}
-		case YAML_SCALAR_EVENT: on_scalar(b, &ev); break;
-		case YAML_SEQUENCE_START_EVENT: on_start(b, &ev, YDOC_SEQ); break;
-		case YAML_MAPPING_START_EVENT: on_start(b, &ev, YDOC_MAP); break;
+		case YAML_SCALAR_EVENT:
+			on_scalar(b, &ev);
+			break;
+		case YAML_SEQUENCE_START_EVENT:
+			on_start(b, &ev, YDOC_SEQ);
+			break;
+		case YAML_MAPPING_START_EVENT:
+			on_start(b, &ev, YDOC_MAP);
+			break;
 		case YAML_SEQUENCE_END_EVENT:
-		case YAML_MAPPING_END_EVENT: on_end(b); break;
-		case YAML_ALIAS_EVENT: on_alias(b, &ev); break;
-		default: break;
+		case YAML_MAPPING_END_EVENT:
+			on_end(b);
+			break;
+		case YAML_ALIAS_EVENT:
+			on_alias(b, &ev);
+			break;
+		default:
+			break;
 		}
 		yaml_event_delete(&ev);
 		if (done)
@@ -718,8 +749,8 @@ static int match_int(const char *s, size_t len)
 
 static int match_special(const char *s, size_t len, double *out)
 {
-	static const char *const inf[] = { ".inf", ".Inf", ".INF" };
-	static const char *const nan[] = { ".nan", ".NaN", ".NAN" };
+	static const char *const inf[] = {".inf", ".Inf", ".INF"};
+	static const char *const nan[] = {".nan", ".NaN", ".NAN"};
 	size_t i = len && (s[0] == '-' || s[0] == '+');
 	for (int k = 0; k < 3; k++) {
 		if (len - i == 4 && memcmp(s + i, inf[k], 4) == 0) {
@@ -767,7 +798,8 @@ static int match_float(const char *s, size_t len)
 static int match_null(const char *s, size_t len)
 {
 	return len == 0 || (len == 1 && s[0] == '~') ||
-	       (len == 4 && (!memcmp(s, "null", 4) || !memcmp(s, "Null", 4) || !memcmp(s, "NULL", 4)));
+	       (len == 4 &&
+		(!memcmp(s, "null", 4) || !memcmp(s, "Null", 4) || !memcmp(s, "NULL", 4)));
 }
 
 /* 1 true, 0 false, -1 not a bool */
@@ -775,7 +807,8 @@ static int match_bool(const char *s, size_t len)
 {
 	if (len == 4 && (!memcmp(s, "true", 4) || !memcmp(s, "True", 4) || !memcmp(s, "TRUE", 4)))
 		return 1;
-	if (len == 5 && (!memcmp(s, "false", 5) || !memcmp(s, "False", 5) || !memcmp(s, "FALSE", 5)))
+	if (len == 5 &&
+	    (!memcmp(s, "false", 5) || !memcmp(s, "False", 5) || !memcmp(s, "FALSE", 5)))
 		return 0;
 	return -1;
 }
@@ -790,8 +823,9 @@ enum ydoc_type ydoc_scalar_type(const struct ydoc_node *n)
 		static const struct {
 			const char *tag;
 			enum ydoc_type t;
-		} tags[] = { { "!!null", YDOC_T_NULL }, { "!!bool", YDOC_T_BOOL }, { "!!int", YDOC_T_INT },
-			     { "!!float", YDOC_T_FLOAT }, { "!!str", YDOC_T_STR },  { "!", YDOC_T_STR } };
+		} tags[] = {{"!!null", YDOC_T_NULL}, {"!!bool", YDOC_T_BOOL},
+			    {"!!int", YDOC_T_INT},   {"!!float", YDOC_T_FLOAT},
+			    {"!!str", YDOC_T_STR},   {"!", YDOC_T_STR}};
 		for (size_t i = 0; i < sizeof(tags) / sizeof(tags[0]); i++)
 			if (strcmp(n->tag, tags[i].tag) == 0)
 				return tags[i].t;
@@ -812,11 +846,16 @@ enum ydoc_type ydoc_scalar_type(const struct ydoc_node *n)
 const char *ydoc_type_name(enum ydoc_type t)
 {
 	switch (t) {
-	case YDOC_T_NULL: return "null";
-	case YDOC_T_BOOL: return "bool";
-	case YDOC_T_INT: return "int";
-	case YDOC_T_FLOAT: return "float";
-	case YDOC_T_STR: return "string";
+	case YDOC_T_NULL:
+		return "null";
+	case YDOC_T_BOOL:
+		return "bool";
+	case YDOC_T_INT:
+		return "int";
+	case YDOC_T_FLOAT:
+		return "float";
+	case YDOC_T_STR:
+		return "string";
 	}
 	return "unknown";
 }

@@ -117,7 +117,7 @@ test_expect_success 'JSON escapes quotes and control characters, and keeps an in
 	grep -q "^we\"ird.*\.yaml:2:1:error:unknown-key$" list &&
 	$PY -c "
 import json, sys
-f = json.load(open(\"out\", encoding=\"utf-8\"))[0]
+f = [f for f in json.load(open(\"out\", encoding=\"utf-8\")) if f[\"rule\"] == \"unknown-key\"][0]
 assert f[\"file\"] == \"we\\\"ird\\ufffd.yaml\", f[\"file\"]
 assert \"bad\\\"key\\t\" in f[\"message\"], f[\"message\"]
 "

@@ -24,7 +24,9 @@ static void dump_scalar(struct buf *o, const struct ydoc_node *n)
 	long long iv;
 	double fv;
 	switch (ydoc_scalar_type(n)) {
-	case YDOC_T_NULL: buf_puts(o, "null"); return;
+	case YDOC_T_NULL:
+		buf_puts(o, "null");
+		return;
 	case YDOC_T_BOOL:
 		if (ydoc_get_bool(n, &bv) == 0) {
 			buf_puts(o, bv ? "true" : "false");
@@ -59,7 +61,8 @@ static void dump_scalar(struct buf *o, const struct ydoc_node *n)
 			return;
 		}
 		break;
-	case YDOC_T_STR: break;
+	case YDOC_T_STR:
+		break;
 	}
 	/* a tagged scalar whose text does not fit its tag, or an int out of
 	 * range: show the text */
@@ -73,7 +76,9 @@ static void dump(struct buf *o, const struct ydoc_node *n)
 		return;
 	}
 	switch (n->kind) {
-	case YDOC_SCALAR: dump_scalar(o, n); break;
+	case YDOC_SCALAR:
+		dump_scalar(o, n);
+		break;
 	case YDOC_SEQ:
 		buf_putc(o, '[');
 		for (size_t i = 0; i < n->n; i++) {

@@ -1,12 +1,14 @@
 #include "diag.h"
 
+#include <stdio.h>
+
 #include "buf.h"
 #include "harness.h"
 
 static const struct diag_rule rules[] = {
-	{ "yaml-syntax", DIAG_ERROR, "the file is not valid YAML" },
-	{ "unknown-key", DIAG_ERROR, "a key that is not part of the format" },
-	{ "no-health-check", DIAG_WARNING, "a web service without a \"health\" check" },
+    {"yaml-syntax", DIAG_ERROR, "the file is not valid YAML"},
+    {"unknown-key", DIAG_ERROR, "a key that is not part of the format"},
+    {"no-health-check", DIAG_WARNING, "a web service without a \"health\" check"},
 };
 #define NRULES (sizeof(rules) / sizeof(rules[0]))
 
@@ -51,7 +53,7 @@ TEST(diag_sort_is_stable_and_keeps_file_order)
 	for (int i = 0; i < 40; i++)
 		diag_add(&l, "c.yaml", 40 - i, 1, DIAG_WARNING, "x", "c%d", 40 - i);
 	diag_sort(&l);
-	const char *want[] = { "b1-first", "b1-second", "b9", "a0", "a2.1", "a2.4", "c1", "c2" };
+	const char *want[] = {"b1-first", "b1-second", "b9", "a0", "a2.1", "a2.4", "c1", "c2"};
 	for (size_t i = 0; i < sizeof(want) / sizeof(want[0]); i++)
 		CHECK_STR(l.items[i].msg, want[i]);
 	CHECK_STR(l.items[l.n - 1].msg, "c40");
@@ -82,12 +84,14 @@ TEST(diag_text_lines)
 	diag_add(&l, "app.yaml", 4, 3, DIAG_ERROR, "unknown-key",
 		 "unknown key `health_chek`; did you mean `health_check`?");
 	diag_add(&l, "app.yaml", 0, 0, DIAG_WARNING, "no-health-check", "no health check");
-	diag_add(&l, "-", 2, 0, DIAG_ERROR, "yaml-syntax", "evil\nb.yaml:1:1: error: forged\t\x1b[0m");
+	diag_add(&l, "-", 2, 0, DIAG_ERROR, "yaml-syntax",
+		 "evil\nb.yaml:1:1: error: forged\t\x1b[0m");
 	char *s = render(&l, DIAG_TEXT);
-	CHECK_STR(s, "app.yaml:4:3: error: unknown key `health_chek`; did you mean `health_check`? "
-		     "[unknown-key]\n"
-		     "app.yaml:1:1: warning: no health check [no-health-check]\n"
-		     "<stdin>:2:1: error: evil\\nb.yaml:1:1: error: forged\\t\\x1b[0m [yaml-syntax]\n");
+	CHECK_STR(
+	    s, "app.yaml:4:3: error: unknown key `health_chek`; did you mean `health_check`? "
+	       "[unknown-key]\n"
+	       "app.yaml:1:1: warning: no health check [no-health-check]\n"
+	       "<stdin>:2:1: error: evil\\nb.yaml:1:1: error: forged\\t\\x1b[0m [yaml-syntax]\n");
 	free(s);
 	diag_list_release(&l);
 }
@@ -165,8 +169,10 @@ TEST(diag_sarif_structure)
 			"\"message\": {\"text\": \"bad \\\"key\\\"\"}") != NULL);
 	CHECK(strstr(s, "\"uri\": \"svc/app%20one.yaml\"}, \"region\": {\"startLine\": 4, "
 			"\"startColumn\": 3}") != NULL);
-	CHECK(strstr(s, "{\"ruleId\": \"no-health-check\", \"ruleIndex\": 2, \"level\": \"warning\"") !=
-	      NULL);
+	CHECK(
+	    strstr(s,
+		   "{\"ruleId\": \"no-health-check\", \"ruleIndex\": 2, \"level\": \"warning\"") !=
+	    NULL);
 	CHECK(strstr(s, "\"uri\": \"file:///dev/stdin\"}, \"region\": {\"startLine\": 1, "
 			"\"startColumn\": 1}") != NULL);
 	/* a rule missing from the table has no ruleIndex rather than a wrong one */
@@ -194,4 +200,27 @@ TEST(diag_severity_and_display_names)
 	CHECK_STR(diag_severity_name(DIAG_WARNING), "warning");
 	CHECK_STR(diag_display_name("-"), "<stdin>");
 	CHECK_STR(diag_display_name("a.yaml"), "a.yaml");
+}
+
+TEST(diag_sort_groups_many_interleaved_files)
+{
+	struct diag_list l;
+	diag_list_init(&l);
+	/* files f999..f0 in that order of first appearance, each with findings
+	 * on lines 3, 2, 1 spread over three rounds */
+	for (int line = 3; line >= 1; line--)
+		for (int f = 999; f >= 0; f--) {
+			char name[32];
+			snprintf(name, sizeof(name), "f%d.yaml", f);
+			diag_add(&l, name, line, 1, DIAG_ERROR, "x", "%d", line);
+		}
+	diag_sort(&l);
+	CHECK_INT(l.n, 3000);
+	for (size_t i = 0; i < l.n; i++) {
+		char name[32];
+		snprintf(name, sizeof(name), "f%d.yaml", 999 - (int)(i / 3));
+		CHECK_STR(l.items[i].file, name);
+		CHECK_INT(l.items[i].line, (int)(i % 3) + 1);
+	}
+	diag_list_release(&l);
 }
