@@ -47,9 +47,9 @@ enum bp_health_kind { BP_HEALTH_NONE, BP_HEALTH_HTTP, BP_HEALTH_TCP, BP_HEALTH_C
 
 /* Default health check timings, applied when a health check is given. */
 #define BP_HEALTH_INTERVAL_MS 10000
-#define BP_HEALTH_TIMEOUT_MS 5000
-#define BP_HEALTH_RETRIES 3
-#define BP_WEB_DEFAULT_PORT 3000
+#define BP_HEALTH_TIMEOUT_MS  5000
+#define BP_HEALTH_RETRIES     3
+#define BP_WEB_DEFAULT_PORT   3000
 
 struct bp_env {
 	char *name;
@@ -58,7 +58,7 @@ struct bp_env {
 
 /* One blueprint. Optional strings are NULL when not given. */
 struct bp {
-	int line, col; /* start of the document's mapping */
+	int line, col;		/* start of the document's mapping */
 	int nerrors, nwarnings; /* findings reported for this document */
 	char *name;
 	char *description;
@@ -70,7 +70,7 @@ struct bp {
 	} runtime;
 	struct {
 		char *url;
-		char *branch;      /* NULL: the remote's default branch */
+		char *branch;	   /* NULL: the remote's default branch */
 		char *commit_hash; /* 7-40 hex digits, or NULL */
 	} remote;
 	char *image;
@@ -102,12 +102,12 @@ struct bp {
 	int replicas; /* default 1 */
 	struct {
 		unsigned long long memory_bytes; /* 0: no limit */
-		int cpu_millis;                  /* 0: no limit; 0.5 CPU is 500 */
-		int pids;                        /* 0: no limit */
+		int cpu_millis;			 /* 0: no limit; 0.5 CPU is 500 */
+		int pids;			 /* 0: no limit */
 	} resources;
 	enum bp_restart restart; /* default: never for job, else always */
-	char *schedule;          /* 5-field cron expression or @macro (job only) */
-	long long timeout_ms;    /* 0: none */
+	char *schedule;		 /* 5-field cron expression or @macro (job only) */
+	long long timeout_ms;	 /* 0: none */
 	struct {
 		char *pre_deploy;
 		char *post_deploy;

@@ -15,7 +15,7 @@
 #include "ydoc.h"
 
 const struct diag_rule bp_rules[BP_NRULES] = {
-#define BP_RULE(ident, id, sev, summary) [BP_R_##ident] = { id, sev, summary },
+#define BP_RULE(ident, id, sev, summary) [BP_R_##ident] = {id, sev, summary},
 #include "bp_rules.def"
 #undef BP_RULE
 };
@@ -27,26 +27,26 @@ struct bp_file {
 
 const char *bp_type_name(enum bp_type t)
 {
-	static const char *const names[] = { "", "web", "worker", "static", "job" };
+	static const char *const names[] = {"", "web", "worker", "static", "job"};
 	return (size_t)t < sizeof names / sizeof *names ? names[t] : "";
 }
 
 const char *bp_source_name(enum bp_source s)
 {
-	static const char *const names[] = { "", "remote", "image", "upload" };
+	static const char *const names[] = {"", "remote", "image", "upload"};
 	return (size_t)s < sizeof names / sizeof *names ? names[s] : "";
 }
 
 const char *bp_runtime_name(enum bp_runtime_type r)
 {
-	static const char *const names[] = { "",     "nodejs", "python", "golang", "php",
-					     "ruby", "dotnet", "java",   "static", "docker" };
+	static const char *const names[] = {"",	    "nodejs", "python", "golang", "php",
+					    "ruby", "dotnet", "java",	"static", "docker"};
 	return (size_t)r < sizeof names / sizeof *names ? names[r] : "";
 }
 
 const char *bp_restart_name(enum bp_restart r)
 {
-	static const char *const names[] = { "always", "on-failure", "never" };
+	static const char *const names[] = {"always", "on-failure", "never"};
 	return (size_t)r < sizeof names / sizeof *names ? names[r] : "";
 }
 
@@ -207,7 +207,9 @@ int bp_parse_duration(const char *s, long long *ms, char *err, size_t errlen)
 	}
 	while (*p) {
 		if (!isdigit((unsigned char)*p)) {
-			snprintf(err, errlen, "is not a duration: use a number and a unit, e.g. `5s`, `500ms`, `1m30s`");
+			snprintf(err, errlen,
+				 "is not a duration: use a number and a unit, e.g. `5s`, `500ms`, "
+				 "`1m30s`");
 			return -1;
 		}
 		long long v = 0;
@@ -230,7 +232,8 @@ int bp_parse_duration(const char *s, long long *ms, char *err, size_t errlen)
 			unit = 3600 * 1000;
 			p++;
 		} else if (*p == '\0') {
-			snprintf(err, errlen, "has no unit: add one of ms, s, m, h, e.g. `%llds`", v);
+			snprintf(err, errlen, "has no unit: add one of ms, s, m, h, e.g. `%llds`",
+				 v);
 			return -1;
 		} else {
 			snprintf(err, errlen, "has an unknown unit: use ms, s, m or h, e.g. `5s`");
@@ -264,12 +267,31 @@ int bp_parse_memory(const char *s, unsigned long long *bytes, char *err, size_t 
 	switch (*p) {
 	case '\0':
 		break;
-	case 'k': case 'K': shift = 10; p++; break;
-	case 'm': case 'M': shift = 20; p++; break;
-	case 'g': case 'G': shift = 30; p++; break;
-	case 't': case 'T': shift = 40; p++; break;
-	case 'b': case 'B': break;
-	default: goto bad;
+	case 'k':
+	case 'K':
+		shift = 10;
+		p++;
+		break;
+	case 'm':
+	case 'M':
+		shift = 20;
+		p++;
+		break;
+	case 'g':
+	case 'G':
+		shift = 30;
+		p++;
+		break;
+	case 't':
+	case 'T':
+		shift = 40;
+		p++;
+		break;
+	case 'b':
+	case 'B':
+		break;
+	default:
+		goto bad;
 	}
 	if (shift && *p == 'i')
 		p++;
@@ -286,7 +308,8 @@ int bp_parse_memory(const char *s, unsigned long long *bytes, char *err, size_t 
 	*bytes = v << shift;
 	return 0;
 bad:
-	snprintf(err, errlen, "is not a size: use a whole number with a unit, e.g. `256M`, `1G`, `512Mi`");
+	snprintf(err, errlen,
+		 "is not a size: use a whole number with a unit, e.g. `256M`, `1G`, `512Mi`");
 	return -1;
 big:
 	snprintf(err, errlen, "is too large");
@@ -299,14 +322,14 @@ struct cron_field {
 	const char *const *names; /* names[i] stands for lo + i */
 };
 
-static const char *const cron_months[] = { "jan", "feb", "mar", "apr", "may", "jun",
-					   "jul", "aug", "sep", "oct", "nov", "dec", NULL };
-static const char *const cron_days[] = { "sun", "mon", "tue", "wed", "thu", "fri", "sat", NULL };
+static const char *const cron_months[] = {"jan", "feb", "mar", "apr", "may", "jun", "jul",
+					  "aug", "sep", "oct", "nov", "dec", NULL};
+static const char *const cron_days[] = {"sun", "mon", "tue", "wed", "thu", "fri", "sat", NULL};
 
 static const struct cron_field cron_fields[5] = {
-	{ "minute", 0, 59, NULL },     { "hour", 0, 23, NULL },
-	{ "day of month", 1, 31, NULL }, { "month", 1, 12, cron_months },
-	{ "day of week", 0, 7, cron_days },
+    {"minute", 0, 59, NULL},	      {"hour", 0, 23, NULL},
+    {"day of month", 1, 31, NULL},    {"month", 1, 12, cron_months},
+    {"day of week", 0, 7, cron_days},
 };
 
 /* One value of a field at *pp (a number or a name); -1 when there is none. */
@@ -352,8 +375,8 @@ static int cron_item(const char *item, const struct cron_field *fd, char *err, s
 				goto bad;
 		}
 		if (a < fd->lo || a > fd->hi || b < fd->lo || b > fd->hi) {
-			snprintf(err, errlen, "%s `%s` is out of range %d-%d", fd->name, item, fd->lo,
-				 fd->hi);
+			snprintf(err, errlen, "%s `%s` is out of range %d-%d", fd->name, item,
+				 fd->lo, fd->hi);
 			return -1;
 		}
 		if (a > b) {
@@ -368,8 +391,8 @@ static int cron_item(const char *item, const struct cron_field *fd, char *err, s
 		while (isdigit((unsigned char)*q) && step <= 1000)
 			step = step * 10 + (*q++ - '0');
 		if (q == p || *q || step < 1 || step > fd->hi - fd->lo + 1) {
-			snprintf(err, errlen, "%s step in `%s` must be a number from 1 to %d", fd->name,
-				 item, fd->hi - fd->lo + 1);
+			snprintf(err, errlen, "%s step in `%s` must be a number from 1 to %d",
+				 fd->name, item, fd->hi - fd->lo + 1);
 			return -1;
 		}
 		p = q;
@@ -385,13 +408,14 @@ bad:
 
 int bp_check_cron(const char *s, char *err, size_t errlen)
 {
-	static const char *const macros[] = { "@hourly",  "@daily",  "@midnight", "@weekly",
-					      "@monthly", "@yearly", "@annually" };
+	static const char *const macros[] = {"@hourly",	 "@daily",  "@midnight", "@weekly",
+					     "@monthly", "@yearly", "@annually"};
 	if (*s == '@') {
 		for (size_t i = 0; i < sizeof macros / sizeof *macros; i++)
 			if (strcmp(s, macros[i]) == 0)
 				return 0;
-		snprintf(err, errlen, "is not a known macro: use @hourly, @daily, @weekly, @monthly or @yearly");
+		snprintf(err, errlen,
+			 "is not a known macro: use @hourly, @daily, @weekly, @monthly or @yearly");
 		return -1;
 	}
 	char fields[5][128];
@@ -416,7 +440,8 @@ int bp_check_cron(const char *s, char *err, size_t errlen)
 	}
 	if (n != 5) {
 		snprintf(err, errlen,
-			 "must have 5 fields (minute hour day-of-month month day-of-week), e.g. `30 3 * * *`");
+			 "must have 5 fields (minute hour day-of-month month day-of-week), e.g. "
+			 "`30 3 * * *`");
 		return -1;
 	}
 	for (int i = 0; i < 5; i++) {

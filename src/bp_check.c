@@ -18,8 +18,8 @@ struct ck {
 	struct diag_list *diags;
 };
 
-#define REPORT(c, node, rule, ...) \
-	bp_report((c)->bp, (c)->file, (c)->diags, (node)->line, (node)->col, BP_R_##rule, \
+#define REPORT(c, node, rule, ...)                                                                 \
+	bp_report((c)->bp, (c)->file, (c)->diags, (node)->line, (node)->col, BP_R_##rule,          \
 		  __VA_ARGS__)
 
 /* Values are quoted in messages up to this many bytes. */
@@ -82,8 +82,12 @@ static char *want_str(struct ck *c, const char *path, const struct ydoc_node *n)
 
 static int want_int(struct ck *c, const char *path, const struct ydoc_node *n, long long *out)
 {
-	if (n->kind != YDOC_SCALAR || ydoc_scalar_type(n) != YDOC_T_INT || ydoc_get_int(n, out) < 0) {
+	if (n->kind != YDOC_SCALAR || ydoc_scalar_type(n) != YDOC_T_INT) {
 		REPORT(c, n, TYPE, "`%s` must be an integer, not %s", path, kind_name(n));
+		return -1;
+	}
+	if (ydoc_get_int(n, out) < 0) {
+		REPORT(c, n, RANGE, "`%s` `" Q "` is far too large", path, n->str);
 		return -1;
 	}
 	return 0;
@@ -91,7 +95,8 @@ static int want_int(struct ck *c, const char *path, const struct ydoc_node *n, l
 
 static int want_bool(struct ck *c, const char *path, const struct ydoc_node *n, int *out)
 {
-	if (n->kind != YDOC_SCALAR || ydoc_scalar_type(n) != YDOC_T_BOOL || ydoc_get_bool(n, out) < 0) {
+	if (n->kind != YDOC_SCALAR || ydoc_scalar_type(n) != YDOC_T_BOOL ||
+	    ydoc_get_bool(n, out) < 0) {
 		REPORT(c, n, TYPE, "`%s` must be a boolean (true or false), not %s", path,
 		       kind_name(n));
 		return -1;
@@ -141,13 +146,14 @@ static void read_keys(struct ck *c, const struct ydoc_node *map, const char *whe
 			found[j] = p;
 			continue;
 		}
-		const char *s = strlen(k->str) == k->len ? suggest_closest(k->str, keys, nkeys) : NULL;
+		const char *s =
+		    strlen(k->str) == k->len ? suggest_closest(k->str, keys, nkeys) : NULL;
 		char in[64] = "";
 		if (where)
 			snprintf(in, sizeof in, " in `%s`", where);
 		if (s) {
-			REPORT(c, k, UNKNOWN_KEY, "unknown key `" Q "`%s; did you mean `%s`?", k->str, in,
-			       s);
+			REPORT(c, k, UNKNOWN_KEY, "unknown key `" Q "`%s; did you mean `%s`?",
+			       k->str, in, s);
 		} else if (where) {
 			char list[256] = "";
 			for (size_t m = 0; m < nkeys; m++)
@@ -157,7 +163,8 @@ static void read_keys(struct ck *c, const struct ydoc_node *map, const char *whe
 			       list);
 		} else {
 			REPORT(c, k, UNKNOWN_KEY,
-			       "unknown key `" Q "`; your own data can go under a key starting with `x-`",
+			       "unknown key `" Q
+			       "`; your own data can go under a key starting with `x-`",
 			       k->str);
 		}
 	}
@@ -239,7 +246,8 @@ static const char *check_authority(const char *a, size_t n)
 	if (n == 0 || *a == ':')
 		return "has no host";
 	if (*a == '-')
-		return "has a host starting with '-', which ssh would read as an option (refused for "
+		return "has a host starting with '-', which ssh would read as an option (refused "
+		       "for "
 		       "safety)";
 	return NULL;
 }
@@ -267,7 +275,9 @@ static const char *check_url(const char *u)
 		return NULL;
 	}
 	if (strncmp(u, "file://", 7) == 0)
-		return u[7] == '/' && u[8] ? NULL : "must give an absolute path, e.g. `file:///srv/git/app.git`";
+		return u[7] == '/' && u[8]
+			   ? NULL
+			   : "must give an absolute path, e.g. `file:///srv/git/app.git`";
 	if (strncmp(u, "http://", 7) == 0)
 		return "uses plain http, which is not safe: use https://";
 	if (strstr(u, "://"))
@@ -282,7 +292,8 @@ static const char *check_url(const char *u)
 		if (e)
 			return e;
 		if (memchr(at + 1, '/', (size_t)(colon - at - 1)))
-			return "is not a git url: use https://host/path, git@host:path or ssh://host/path";
+			return "is not a git url: use https://host/path, git@host:path or "
+			       "ssh://host/path";
 		if (!colon[1])
 			return "has no repository path after ':'";
 		return NULL;
@@ -350,7 +361,8 @@ static const char *check_image_component(const char *p, size_t n)
 			continue;
 		if (p[i] == '.' && is_lower_alnum(p[i + 1]))
 			continue;
-		if (p[i] == '_' && (is_lower_alnum(p[i + 1]) || (p[i + 1] == '_' && is_lower_alnum(p[i + 2])))) {
+		if (p[i] == '_' &&
+		    (is_lower_alnum(p[i + 1]) || (p[i + 1] == '_' && is_lower_alnum(p[i + 2])))) {
 			if (p[i + 1] == '_')
 				i++;
 			continue;
@@ -372,8 +384,11 @@ static const char *check_image(const char *s)
 	const char *at = strchr(s, '@');
 	if (at) {
 		const char *d = at + 1;
-		size_t hexlen = strncmp(d, "sha256:", 7) == 0 ? 64 : strncmp(d, "sha512:", 7) == 0 ? 128 : 0;
-		if (!hexlen || strlen(d + 7) != hexlen || strspn(d + 7, "0123456789abcdef") != hexlen)
+		size_t hexlen = strncmp(d, "sha256:", 7) == 0	? 64
+				: strncmp(d, "sha512:", 7) == 0 ? 128
+								: 0;
+		if (!hexlen || strlen(d + 7) != hexlen ||
+		    strspn(d + 7, "0123456789abcdef") != hexlen)
 			return "has an invalid digest: use @sha256: and 64 lowercase hex digits";
 		end = at;
 	}
@@ -381,16 +396,19 @@ static const char *check_image(const char *s)
 	for (const char *p = s; p < end; p++)
 		if (*p == '/')
 			slash = p;
-	const char *colon = memchr(slash ? slash + 1 : s, ':', (size_t)(end - (slash ? slash + 1 : s)));
+	const char *colon =
+	    memchr(slash ? slash + 1 : s, ':', (size_t)(end - (slash ? slash + 1 : s)));
 	if (colon) {
 		const char *t = colon + 1;
 		size_t tn = (size_t)(end - t);
 		if (tn == 0 || tn > 128 || !(isalnum((unsigned char)*t) || *t == '_'))
-			return "has an invalid tag: 1-128 of letters, digits, '_', '.', '-', not starting "
+			return "has an invalid tag: 1-128 of letters, digits, '_', '.', '-', not "
+			       "starting "
 			       "with '.' or '-'";
 		for (size_t i = 0; i < tn; i++)
 			if (!(isalnum((unsigned char)t[i]) || strchr("_.-", t[i])))
-				return "has an invalid tag: 1-128 of letters, digits, '_', '.', '-', not "
+				return "has an invalid tag: 1-128 of letters, digits, '_', '.', "
+				       "'-', not "
 				       "starting with '.' or '-'";
 		end = colon;
 	}
@@ -477,14 +495,14 @@ static const char *check_domain(const char *s)
 
 /* --- runtime ------------------------------------------------------------ */
 
-static const char *const runtime_names[] = { "nodejs", "python", "golang", "php", "ruby",
-					     "dotnet", "java",   "static", "docker" };
+static const char *const runtime_names[] = {"nodejs", "python", "golang", "php",   "ruby",
+					    "dotnet", "java",	"static", "docker"};
 #define NRUNTIMES (sizeof runtime_names / sizeof *runtime_names)
 
 /* Common names that are not ours. */
 static const char *const runtime_aliases[][2] = {
-	{ "node", "nodejs" }, { "js", "nodejs" },      { "go", "golang" },
-	{ "python3", "python" }, { "py", "python" }, { ".net", "dotnet" },
+    {"node", "nodejs"},	   {"js", "nodejs"}, {"go", "golang"},
+    {"python3", "python"}, {"py", "python"}, {".net", "dotnet"},
 };
 
 static enum bp_runtime_type runtime_type(struct ck *c, const char *path, const struct ydoc_node *at,
@@ -498,15 +516,17 @@ static enum bp_runtime_type runtime_type(struct ck *c, const char *path, const s
 		if (strcmp(name, runtime_aliases[i][0]) == 0)
 			s = runtime_aliases[i][1];
 	if (s)
-		REPORT(c, at, ENUM,
-		       "`%s` must be one of nodejs, python, golang, php, ruby, dotnet, java, static, "
-		       "docker, not `" Q "`; did you mean `%s`?",
-		       path, name, s);
+		REPORT(
+		    c, at, ENUM,
+		    "`%s` must be one of nodejs, python, golang, php, ruby, dotnet, java, static, "
+		    "docker, not `" Q "`; did you mean `%s`?",
+		    path, name, s);
 	else
-		REPORT(c, at, ENUM,
-		       "`%s` must be one of nodejs, python, golang, php, ruby, dotnet, java, static, "
-		       "docker, not `" Q "`",
-		       path, name);
+		REPORT(
+		    c, at, ENUM,
+		    "`%s` must be one of nodejs, python, golang, php, ruby, dotnet, java, static, "
+		    "docker, not `" Q "`",
+		    path, name);
 	return BP_RUNTIME_NONE;
 }
 
@@ -540,6 +560,8 @@ static char *misread_number(const struct ydoc_node *n)
 		return NULL;
 	const char *s = n->str;
 	size_t len = strlen(s);
+	if (strspn(s, "0123456789.") != len || !version_syntax_ok(s))
+		return NULL; /* 0x1f, 1e3, .5: not versions at all, said elsewhere */
 	const char *dot = strchr(s, '.');
 	size_t intlen = dot ? (size_t)(dot - s) : len;
 	int leading = intlen > 1 && s[0] == '0';
@@ -582,36 +604,21 @@ struct eol {
 
 #define ANY 999
 static const struct eol eol_table[] = {
-	{ BP_RUNTIME_PYTHON, 0, 0, 3, 7, 20230627 },
-	{ BP_RUNTIME_PYTHON, 3, 8, 3, 8, 20241007 },
-	{ BP_RUNTIME_PYTHON, 3, 9, 3, 9, 20251031 },
-	{ BP_RUNTIME_PYTHON, 3, 10, 3, 10, 20261031 },
-	{ BP_RUNTIME_NODEJS, 0, 0, 16, ANY, 20230911 },
-	{ BP_RUNTIME_NODEJS, 17, 0, 17, ANY, 20220601 },
-	{ BP_RUNTIME_NODEJS, 18, 0, 18, ANY, 20250430 },
-	{ BP_RUNTIME_NODEJS, 19, 0, 19, ANY, 20230601 },
-	{ BP_RUNTIME_NODEJS, 20, 0, 20, ANY, 20260430 },
-	{ BP_RUNTIME_NODEJS, 21, 0, 21, ANY, 20240601 },
-	{ BP_RUNTIME_NODEJS, 23, 0, 23, ANY, 20250601 },
-	{ BP_RUNTIME_PHP, 0, 0, 7, ANY, 20221128 },
-	{ BP_RUNTIME_PHP, 8, 0, 8, 0, 20231126 },
-	{ BP_RUNTIME_PHP, 8, 1, 8, 1, 20251231 },
-	{ BP_RUNTIME_RUBY, 0, 0, 2, ANY, 20230331 },
-	{ BP_RUNTIME_RUBY, 3, 0, 3, 0, 20240423 },
-	{ BP_RUNTIME_RUBY, 3, 1, 3, 1, 20250326 },
-	{ BP_RUNTIME_RUBY, 3, 2, 3, 2, 20260331 },
-	{ BP_RUNTIME_GOLANG, 0, 0, 1, 22, 20250211 },
-	{ BP_RUNTIME_GOLANG, 1, 23, 1, 23, 20250812 },
-	{ BP_RUNTIME_GOLANG, 1, 24, 1, 24, 20260210 },
-	{ BP_RUNTIME_JAVA, 0, 0, 7, ANY, 20220719 },
-	{ BP_RUNTIME_JAVA, 9, 0, 10, ANY, 20180925 },
-	{ BP_RUNTIME_JAVA, 12, 0, 16, ANY, 20210914 },
-	{ BP_RUNTIME_JAVA, 18, 0, 20, ANY, 20230919 },
-	{ BP_RUNTIME_JAVA, 22, 0, 24, ANY, 20260317 },
-	{ BP_RUNTIME_DOTNET, 0, 0, 5, ANY, 20220510 },
-	{ BP_RUNTIME_DOTNET, 6, 0, 6, ANY, 20241112 },
-	{ BP_RUNTIME_DOTNET, 7, 0, 7, ANY, 20240514 },
-	{ BP_RUNTIME_DOTNET, 8, 0, 9, ANY, 20261110 },
+    {BP_RUNTIME_PYTHON, 0, 0, 3, 7, 20230627},	   {BP_RUNTIME_PYTHON, 3, 8, 3, 8, 20241007},
+    {BP_RUNTIME_PYTHON, 3, 9, 3, 9, 20251031},	   {BP_RUNTIME_PYTHON, 3, 10, 3, 10, 20261031},
+    {BP_RUNTIME_NODEJS, 0, 0, 16, ANY, 20230911},  {BP_RUNTIME_NODEJS, 17, 0, 17, ANY, 20220601},
+    {BP_RUNTIME_NODEJS, 18, 0, 18, ANY, 20250430}, {BP_RUNTIME_NODEJS, 19, 0, 19, ANY, 20230601},
+    {BP_RUNTIME_NODEJS, 20, 0, 20, ANY, 20260430}, {BP_RUNTIME_NODEJS, 21, 0, 21, ANY, 20240601},
+    {BP_RUNTIME_NODEJS, 23, 0, 23, ANY, 20250601}, {BP_RUNTIME_PHP, 0, 0, 7, ANY, 20221128},
+    {BP_RUNTIME_PHP, 8, 0, 8, 0, 20231126},	   {BP_RUNTIME_PHP, 8, 1, 8, 1, 20251231},
+    {BP_RUNTIME_RUBY, 0, 0, 2, ANY, 20230331},	   {BP_RUNTIME_RUBY, 3, 0, 3, 0, 20240423},
+    {BP_RUNTIME_RUBY, 3, 1, 3, 1, 20250326},	   {BP_RUNTIME_RUBY, 3, 2, 3, 2, 20260331},
+    {BP_RUNTIME_GOLANG, 0, 0, 1, 22, 20250211},	   {BP_RUNTIME_GOLANG, 1, 23, 1, 23, 20250812},
+    {BP_RUNTIME_GOLANG, 1, 24, 1, 24, 20260210},   {BP_RUNTIME_JAVA, 0, 0, 7, ANY, 20220719},
+    {BP_RUNTIME_JAVA, 9, 0, 10, ANY, 20180925},	   {BP_RUNTIME_JAVA, 12, 0, 16, ANY, 20210914},
+    {BP_RUNTIME_JAVA, 18, 0, 20, ANY, 20230919},   {BP_RUNTIME_JAVA, 22, 0, 24, ANY, 20260317},
+    {BP_RUNTIME_DOTNET, 0, 0, 5, ANY, 20220510},   {BP_RUNTIME_DOTNET, 6, 0, 6, ANY, 20241112},
+    {BP_RUNTIME_DOTNET, 7, 0, 7, ANY, 20240514},   {BP_RUNTIME_DOTNET, 8, 0, 9, ANY, 20261110},
 };
 
 static int vcmp(int a1, int a2, int b1, int b2)
@@ -639,10 +646,10 @@ static void check_eol(struct ck *c, const struct ydoc_node *at, enum bp_runtime_
 		if (e->rt != rt)
 			continue;
 		int in = minor >= 0 ? vcmp(major, minor, e->lo_major, e->lo_minor) >= 0 &&
-					      vcmp(major, minor, e->hi_major, e->hi_minor) <= 0
+					  vcmp(major, minor, e->hi_major, e->hi_minor) <= 0
 				    : major >= e->lo_major && major <= e->hi_major &&
-					      (major > e->lo_major || e->lo_minor == 0) &&
-					      (major < e->hi_major || e->hi_minor == ANY);
+					  (major > e->lo_major || e->lo_minor == 0) &&
+					  (major < e->hi_major || e->hi_minor == ANY);
 		if (in && today > e->date) {
 			REPORT(c, at, RUNTIME_EOL,
 			       "%s " Q " reached its end of life on %04d-%02d-%02d; upgrade to a "
@@ -668,15 +675,16 @@ static void read_version(struct ck *c, const char *path, const struct ydoc_node 
 	char *read_as = misread_number(n);
 	if (read_as) {
 		REPORT(c, n, RUNTIME_VERSION,
-		       "`%s: " Q "` is read by YAML as the number " Q "; quote it: `\"" Q "\"`", path,
-		       text, read_as, text);
+		       "`%s: " Q "` is read by YAML as the number " Q "; quote it: `\"" Q "\"`",
+		       path, text, read_as, text);
 		free(read_as);
 		free(text);
 		return;
 	}
 	if (!version_syntax_ok(text)) {
 		REPORT(c, n, RUNTIME_VERSION,
-		       "`%s` `" Q "` is not a version: use 1 to 3 numbers separated by dots, quoted, "
+		       "`%s` `" Q
+		       "` is not a version: use 1 to 3 numbers separated by dots, quoted, "
 		       "e.g. \"3.12\"",
 		       path, text);
 		free(text);
@@ -687,20 +695,22 @@ static void read_version(struct ck *c, const char *path, const struct ydoc_node 
 
 static void read_runtime(struct ck *c, const struct ydoc_pair *rt, const struct ydoc_pair *ver)
 {
-	static const char *const keys[] = { "type", "version" };
+	static const char *const keys[] = {"type", "version"};
 	const struct ydoc_node *v = rt->value;
 	const struct ydoc_node *vat = NULL; /* where the version was given */
 	struct bp *bp = c->bp;
 	int nerr = bp->nerrors;
 
 	if (v->kind == YDOC_MAP) {
-		const struct ydoc_pair *g[2] = { NULL, NULL };
+		const struct ydoc_pair *g[2] = {NULL, NULL};
 		read_keys(c, v, "runtime", keys, 2, g);
 		if (!g[0])
 			REPORT(c, v, REQUIRED,
-			       "`runtime` needs `type`, e.g. `runtime: {type: nodejs, version: \"22\"}`");
+			       "`runtime` needs `type`, e.g. `runtime: {type: nodejs, version: "
+			       "\"22\"}`");
 		else if (is_str(g[0]->value))
-			bp->runtime.type = runtime_type(c, "runtime.type", g[0]->value, g[0]->value->str);
+			bp->runtime.type =
+			    runtime_type(c, "runtime.type", g[0]->value, g[0]->value->str);
 		else
 			REPORT(c, g[0]->value, TYPE, "`runtime.type` must be a string, not %s",
 			       kind_name(g[0]->value));
@@ -710,7 +720,8 @@ static void read_runtime(struct ck *c, const struct ydoc_pair *rt, const struct 
 		}
 		if (ver)
 			REPORT(c, ver->key, UNKNOWN_KEY,
-			       "unknown key `version`: with a `runtime` mapping the version goes inside "
+			       "unknown key `version`: with a `runtime` mapping the version goes "
+			       "inside "
 			       "it, `runtime: {type: ..., version: \"...\"}`");
 	} else if (is_str(v)) {
 		const char *at = strchr(v->str, '@');
@@ -723,22 +734,25 @@ static void read_runtime(struct ck *c, const struct ydoc_pair *rt, const struct 
 				bp->runtime.version = xstrdup(at + 1);
 			else
 				REPORT(c, v, RUNTIME_VERSION,
-				       "`runtime` `" Q "` has an invalid version: use 1 to 3 numbers "
+				       "`runtime` `" Q
+				       "` has an invalid version: use 1 to 3 numbers "
 				       "separated by dots, e.g. `python@3.12`",
 				       v->str);
 			if (ver)
 				REPORT(c, ver->key, EXCLUSIVE,
-				       "`version` and `runtime: " Q "` both give a version; keep one",
+				       "`version` and `runtime: " Q
+				       "` both give a version; keep one",
 				       v->str);
 		} else if (ver) {
 			vat = ver->value;
 			read_version(c, "version", vat);
 		}
 	} else {
-		REPORT(c, v, TYPE,
-		       "`runtime` must be a mapping `{type: ..., version: ...}` or a string such as "
-		       "`python@3.12`, not %s",
-		       kind_name(v));
+		REPORT(
+		    c, v, TYPE,
+		    "`runtime` must be a mapping `{type: ..., version: ...}` or a string such as "
+		    "`python@3.12`, not %s",
+		    kind_name(v));
 		return;
 	}
 	enum bp_runtime_type t = bp->runtime.type;
@@ -747,18 +761,19 @@ static void read_runtime(struct ck *c, const struct ydoc_pair *rt, const struct 
 	if (bp->runtime.version)
 		check_eol(c, vat, t, bp->runtime.version);
 	else if (!vat && t != BP_RUNTIME_STATIC && t != BP_RUNTIME_DOCKER)
-		REPORT(c, v, VERSION_UNPINNED,
-		       "the %s version is not pinned; give one (e.g. `%s@X.Y` or `version: \"X.Y\"` "
-		       "in `runtime`) so a deploy does not change it unnoticed",
-		       bp_runtime_name(t), bp_runtime_name(t));
+		REPORT(
+		    c, v, VERSION_UNPINNED,
+		    "the %s version is not pinned; give one (e.g. `%s@X.Y` or `version: \"X.Y\"` "
+		    "in `runtime`) so a deploy does not change it unnoticed",
+		    bp_runtime_name(t), bp_runtime_name(t));
 }
 
 /* --- fields ------------------------------------------------------------- */
 
 static void read_remote(struct ck *c, const struct ydoc_node *v)
 {
-	static const char *const keys[] = { "url", "branch", "commit_hash" };
-	const struct ydoc_pair *g[3] = { NULL, NULL, NULL };
+	static const char *const keys[] = {"url", "branch", "commit_hash"};
+	const struct ydoc_pair *g[3] = {NULL, NULL, NULL};
 	char buf[64];
 	if (want_map(c, "remote", v) < 0)
 		return;
@@ -779,7 +794,9 @@ static void read_remote(struct ck *c, const struct ydoc_node *v)
 		char *s = want_str(c, "remote.branch", g[1]->value);
 		const char *e = s ? check_ref(s, buf, sizeof buf) : NULL;
 		if (e) {
-			REPORT(c, g[1]->value, GIT_REF, "`remote.branch` `" Q "` is not a valid git branch name: it %s", s, e);
+			REPORT(c, g[1]->value, GIT_REF,
+			       "`remote.branch` `" Q "` is not a valid git branch name: it %s", s,
+			       e);
 			free(s);
 		} else {
 			c->bp->remote.branch = s;
@@ -788,13 +805,15 @@ static void read_remote(struct ck *c, const struct ydoc_node *v)
 	if (g[2]) {
 		const struct ydoc_node *h = g[2]->value;
 		if (!is_text(h)) {
-			REPORT(c, h, TYPE, "`remote.commit_hash` must be a string, not %s", kind_name(h));
+			REPORT(c, h, TYPE, "`remote.commit_hash` must be a string, not %s",
+			       kind_name(h));
 		} else {
 			char *s = text_of(c, "remote.commit_hash", h);
 			size_t n = s ? strlen(s) : 0;
 			if (s && (n < 7 || n > 40 || strspn(s, "0123456789abcdefABCDEF") != n)) {
 				REPORT(c, h, COMMIT_HASH,
-				       "`remote.commit_hash` `" Q "` must be 7 to 40 hex digits", s);
+				       "`remote.commit_hash` `" Q "` must be 7 to 40 hex digits",
+				       s);
 				free(s);
 			} else {
 				c->bp->remote.commit_hash = s;
@@ -805,11 +824,11 @@ static void read_remote(struct ck *c, const struct ydoc_node *v)
 
 static void read_health(struct ck *c, const struct ydoc_node *v)
 {
-	static const char *const keys[] = { "path", "tcp", "command", "interval",
-					    "timeout", "start_period", "retries" };
+	static const char *const keys[] = {"path",    "tcp",	      "command", "interval",
+					   "timeout", "start_period", "retries"};
 	struct bp *bp = c->bp;
 	const struct ydoc_node *path = NULL;
-	const struct ydoc_pair *g[7] = { NULL };
+	const struct ydoc_pair *g[7] = {NULL};
 
 	if (v->kind == YDOC_MAP) {
 		read_keys(c, v, "health_check", keys, 7, g);
@@ -820,7 +839,8 @@ static void read_health(struct ck *c, const struct ydoc_node *v)
 			if (kind) {
 				const struct ydoc_pair *l = later(kind, g[i]);
 				REPORT(c, l->key, EXCLUSIVE,
-				       "`health_check` takes one of `path`, `tcp` and `command`, not both "
+				       "`health_check` takes one of `path`, `tcp` and `command`, "
+				       "not both "
 				       "`%s` and `%s`",
 				       (l == g[i] ? kind : g[i])->key->str, l->key->str);
 				continue;
@@ -828,8 +848,9 @@ static void read_health(struct ck *c, const struct ydoc_node *v)
 			kind = g[i];
 		}
 		if (!kind)
-			REPORT(c, v, REQUIRED,
-			       "`health_check` needs one of `path` (HTTP), `tcp: true` or `command`");
+			REPORT(
+			    c, v, REQUIRED,
+			    "`health_check` needs one of `path` (HTTP), `tcp: true` or `command`");
 		else if (kind == g[0])
 			path = g[0]->value;
 		else if (kind == g[1]) {
@@ -845,7 +866,8 @@ static void read_health(struct ck *c, const struct ydoc_node *v)
 		} else {
 			char *s = want_str(c, "health_check.command", g[2]->value);
 			if (s && !*s) {
-				REPORT(c, g[2]->value, HEALTH_CHECK, "`health_check.command` is empty");
+				REPORT(c, g[2]->value, HEALTH_CHECK,
+				       "`health_check.command` is empty");
 				free(s);
 			} else if (s) {
 				bp->health_check.kind = BP_HEALTH_COMMAND;
@@ -864,14 +886,13 @@ static void read_health(struct ck *c, const struct ydoc_node *v)
 		const char *name = path == v ? "health_check" : "health_check.path";
 		char *s = want_str(c, name, path);
 		const char *e = NULL;
-		if (!s)
-			;
-		else if (strstr(s, "://"))
-			e = "is a full url: give only the path, e.g. `/healthz`; the check goes to the "
+		if (s && strstr(s, "://"))
+			e = "is a full url: give only the path, e.g. `/healthz`; the check goes to "
+			    "the "
 			    "service itself";
-		else if (*s != '/')
+		else if (s && *s != '/')
 			e = "must start with '/', e.g. `/healthz`";
-		else if (has_space_or_ctl(s))
+		else if (s && has_space_or_ctl(s))
 			e = "contains a space or control character";
 		if (e) {
 			REPORT(c, path, HEALTH_CHECK, "`%s` `" Q "` %s", name, s, e);
@@ -884,8 +905,8 @@ static void read_health(struct ck *c, const struct ydoc_node *v)
 	bp->health_check.interval_ms = BP_HEALTH_INTERVAL_MS;
 	bp->health_check.timeout_ms = BP_HEALTH_TIMEOUT_MS;
 	bp->health_check.retries = BP_HEALTH_RETRIES;
-	long long *dur[3] = { &bp->health_check.interval_ms, &bp->health_check.timeout_ms,
-			      &bp->health_check.start_period_ms };
+	long long *dur[3] = {&bp->health_check.interval_ms, &bp->health_check.timeout_ms,
+			     &bp->health_check.start_period_ms};
 	for (int i = 0; i < 3; i++) {
 		if (!g[3 + i])
 			continue;
@@ -908,7 +929,8 @@ static void read_health(struct ck *c, const struct ydoc_node *v)
 	long long r;
 	if (g[6] && want_int(c, "health_check.retries", g[6]->value, &r) == 0) {
 		if (r < 1 || r > 100)
-			REPORT(c, g[6]->value, RANGE, "`health_check.retries` must be from 1 to 100, not %lld", r);
+			REPORT(c, g[6]->value, RANGE,
+			       "`health_check.retries` must be from 1 to 100, not %lld", r);
 		else
 			bp->health_check.retries = (int)r;
 	}
@@ -936,30 +958,35 @@ static void read_env(struct ck *c, const struct ydoc_node *v)
 	for (size_t i = 0; i < v->n; i++) {
 		const struct ydoc_node *k = v->pairs[i].key, *val = v->pairs[i].value;
 		if (k->kind != YDOC_SCALAR) {
-			REPORT(c, k, TYPE, "a key of `env_vars` must be a string, not %s", kind_name(k));
+			REPORT(c, k, TYPE, "a key of `env_vars` must be a string, not %s",
+			       kind_name(k));
 			continue;
 		}
 		if (strlen(k->str) != k->len || !is_env_name(k->str)) {
 			REPORT(c, k, ENV_NAME,
-			       "`env_vars` key `" Q "` is not a valid variable name: use letters, digits "
+			       "`env_vars` key `" Q
+			       "` is not a valid variable name: use letters, digits "
 			       "and '_', not starting with a digit",
 			       k->str);
 			continue;
 		}
 		if (strcmp(k->str, "PORT") == 0)
 			REPORT(c, k, PORT_ENV,
-			       "`PORT` in `env_vars` is overridden: dployr sets `PORT` for the service; "
+			       "`PORT` in `env_vars` is overridden: dployr sets `PORT` for the "
+			       "service; "
 			       "remove it and set `port` instead");
 		char path[128];
 		snprintf(path, sizeof path, "env_vars." Q, k->str);
 		if (val->kind == YDOC_SCALAR && ydoc_scalar_type(val) == YDOC_T_NULL) {
-			REPORT(c, k, TYPE, "`%s` has no value; write `%s: \"\"` for an empty string", path,
+			REPORT(c, k, TYPE,
+			       "`%s` has no value; write `%s: \"\"` for an empty string", path,
 			       k->str);
 			continue;
 		}
 		if (val->kind != YDOC_SCALAR) {
-			REPORT(c, val, TYPE, "`%s` must be a scalar (string, number or boolean), not %s",
-			       path, kind_name(val));
+			REPORT(c, val, TYPE,
+			       "`%s` must be a scalar (string, number or boolean), not %s", path,
+			       kind_name(val));
 			continue;
 		}
 		char *value = text_of(c, path, val);
@@ -982,7 +1009,8 @@ static void add_secret(struct ck *c, const struct ydoc_node *n, const char *valu
 	}
 	if (strlen(n->str) != n->len || !is_env_name(n->str)) {
 		REPORT(c, n, ENV_NAME,
-		       "secret name `" Q "` is not a valid variable name: use letters, digits and '_', "
+		       "secret name `" Q
+		       "` is not a valid variable name: use letters, digits and '_', "
 		       "not starting with a digit",
 		       n->str);
 		return;
@@ -1027,7 +1055,8 @@ static void read_secrets(struct ck *c, const struct ydoc_pair *p)
 		for (size_t j = 0; j < bp->nenv_vars; j++)
 			if (strcmp(bp->secrets[i], bp->env_vars[j].name) == 0)
 				REPORT(c, nodes[i], SECRET_IN_ENV,
-				       "secret `%s` is also set in `env_vars`; remove it from `env_vars` "
+				       "secret `%s` is also set in `env_vars`; remove it from "
+				       "`env_vars` "
 				       "(set the value with `dployr secret set`)",
 				       bp->secrets[i]);
 	free(nodes);
@@ -1088,8 +1117,8 @@ static int parse_cpu(const char *s, int *millis)
 
 static void read_resources(struct ck *c, const struct ydoc_node *v)
 {
-	static const char *const keys[] = { "memory", "cpu", "pids" };
-	const struct ydoc_pair *g[3] = { NULL, NULL, NULL };
+	static const char *const keys[] = {"memory", "cpu", "pids"};
+	const struct ydoc_pair *g[3] = {NULL, NULL, NULL};
 	struct bp *bp = c->bp;
 	char err[128];
 	if (want_map(c, "resources", v) < 0)
@@ -1098,7 +1127,8 @@ static void read_resources(struct ck *c, const struct ydoc_node *v)
 	if (g[0]) {
 		const struct ydoc_node *m = g[0]->value;
 		if (!is_text(m))
-			REPORT(c, m, TYPE, "`resources.memory` must be a size such as `256M`, not %s",
+			REPORT(c, m, TYPE,
+			       "`resources.memory` must be a size such as `256M`, not %s",
 			       kind_name(m));
 		else if (bp_parse_memory(m->str, &bp->resources.memory_bytes, err, sizeof err) < 0)
 			REPORT(c, m, RESOURCES, "`resources.memory` `" Q "` %s", m->str, err);
@@ -1110,7 +1140,8 @@ static void read_resources(struct ck *c, const struct ydoc_node *v)
 			       kind_name(m));
 		else if (parse_cpu(m->str, &bp->resources.cpu_millis) < 0)
 			REPORT(c, m, RESOURCES,
-			       "`resources.cpu` `" Q "` must be a number of CPUs above 0, at most 1024, "
+			       "`resources.cpu` `" Q
+			       "` must be a number of CPUs above 0, at most 1024, "
 			       "e.g. `0.5` or `2`",
 			       m->str);
 	}
@@ -1126,8 +1157,8 @@ static void read_resources(struct ck *c, const struct ydoc_node *v)
 
 static void read_hooks(struct ck *c, const struct ydoc_node *v)
 {
-	static const char *const keys[] = { "pre_deploy", "post_deploy" };
-	const struct ydoc_pair *g[2] = { NULL, NULL };
+	static const char *const keys[] = {"pre_deploy", "post_deploy"};
+	const struct ydoc_pair *g[2] = {NULL, NULL};
 	if (want_map(c, "hooks", v) < 0)
 		return;
 	read_keys(c, v, "hooks", keys, 2, g);
@@ -1144,8 +1175,8 @@ static char *read_checked(struct ck *c, const char *path, const struct ydoc_node
 	char *s = want_str(c, path, n);
 	const char *e = s && fn ? fn(s) : NULL;
 	if (e) {
-		bp_report(c->bp, c->file, c->diags, n->line, n->col, rule, "`%s` `" Q "` %s", path, s,
-			  e);
+		bp_report(c->bp, c->file, c->diags, n->line, n->col, rule, "`%s` `" Q "` %s", path,
+			  s, e);
 		free(s);
 		return NULL;
 	}
@@ -1185,11 +1216,11 @@ enum {
 };
 
 static const char *const top_keys[K_N] = {
-	"name",     "description", "type",         "source",     "runtime",   "version",
-	"remote",   "image",       "working_dir",  "static_dir", "build_cmd", "run_cmd",
-	"port",     "health_check", "domain",      "domains",    "env_vars",  "secrets",
-	"force_rebuild", "instances", "replicas",  "resources",  "restart",   "schedule",
-	"timeout",  "hooks",
+    "name",	     "description",  "type",	    "source",	  "runtime",   "version",
+    "remote",	     "image",	     "working_dir", "static_dir", "build_cmd", "run_cmd",
+    "port",	     "health_check", "domain",	    "domains",	  "env_vars",  "secrets",
+    "force_rebuild", "instances",    "replicas",    "resources",  "restart",   "schedule",
+    "timeout",	     "hooks",
 };
 
 static void missing(struct ck *c, const struct ydoc_node *map, const char *msg)
@@ -1205,11 +1236,11 @@ static void not_for(struct ck *c, const struct ydoc_pair *p, const char *why)
 const struct ydoc_node *bp_check_doc(struct bp *bp, const struct ydoc_node *map, const char *file,
 				     struct diag_list *diags)
 {
-	static const char *const types[] = { "web", "worker", "static", "job" };
-	static const char *const sources[] = { "remote", "image", "upload" };
-	static const char *const restarts[] = { "always", "on-failure", "never" };
-	struct ck ck = { bp, file, diags }, *c = &ck;
-	const struct ydoc_pair *f[K_N] = { NULL };
+	static const char *const types[] = {"web", "worker", "static", "job"};
+	static const char *const sources[] = {"remote", "image", "upload"};
+	static const char *const restarts[] = {"always", "on-failure", "never"};
+	struct ck ck = {bp, file, diags}, *c = &ck;
+	const struct ydoc_pair *f[K_N] = {NULL};
 	const struct ydoc_node *name_node = NULL;
 	char err[128];
 	long long n;
@@ -1221,12 +1252,14 @@ const struct ydoc_node *bp_check_doc(struct bp *bp, const struct ydoc_node *map,
 	read_keys(c, map, NULL, top_keys, K_N, f);
 
 	if (!f[K_NAME]) {
-		missing(c, map, "missing required field `name`: the service name, e.g. `name: my-api`");
+		missing(c, map,
+			"missing required field `name`: the service name, e.g. `name: my-api`");
 	} else if ((bp->name = want_str(c, "name", f[K_NAME]->value))) {
 		const char *e = check_name(bp->name);
 		if (e) {
 			REPORT(c, f[K_NAME]->value, NAME,
-			       "`name` `" Q "` is not a valid name: it %s (2-63 of a-z, 0-9 and '-', "
+			       "`name` `" Q
+			       "` is not a valid name: it %s (2-63 of a-z, 0-9 and '-', "
 			       "starting with a letter)",
 			       bp->name, e);
 			free(bp->name);
@@ -1246,13 +1279,16 @@ const struct ydoc_node *bp_check_doc(struct bp *bp, const struct ydoc_node *map,
 	else if ((idx = want_enum(c, "source", f[K_SOURCE]->value, sources, 3)) >= 0)
 		bp->source = (enum bp_source)(idx + 1);
 	if (!f[K_RUNTIME])
-		missing(c, map, "missing required field `runtime`, e.g. `runtime: {type: nodejs, version: \"22\"}`");
+		missing(c, map,
+			"missing required field `runtime`, e.g. `runtime: {type: nodejs, version: "
+			"\"22\"}`");
 	else
 		read_runtime(c, f[K_RUNTIME], f[K_VERSION]);
 	if (f[K_REMOTE])
 		read_remote(c, f[K_REMOTE]->value);
 	if (f[K_IMAGE])
-		bp->image = read_checked(c, "image", f[K_IMAGE]->value, check_image, BP_R_IMAGE_REF);
+		bp->image =
+		    read_checked(c, "image", f[K_IMAGE]->value, check_image, BP_R_IMAGE_REF);
 	if (f[K_WORKING_DIR])
 		bp->working_dir = read_checked(c, "working_dir", f[K_WORKING_DIR]->value,
 					       check_rel_path, BP_R_PATH);
@@ -1271,7 +1307,8 @@ const struct ydoc_node *bp_check_doc(struct bp *bp, const struct ydoc_node *map,
 	}
 	if (f[K_PORT] && want_int(c, "port", f[K_PORT]->value, &n) == 0) {
 		if (n < 1 || n > 65535)
-			REPORT(c, f[K_PORT]->value, RANGE, "`port` must be from 1 to 65535, not %lld", n);
+			REPORT(c, f[K_PORT]->value, RANGE,
+			       "`port` must be from 1 to 65535, not %lld", n);
 		else
 			bp->port = (int)n;
 	}
@@ -1287,7 +1324,8 @@ const struct ydoc_node *bp_check_doc(struct bp *bp, const struct ydoc_node *map,
 	} else if (f[K_DOMAINS]) {
 		const struct ydoc_node *v = f[K_DOMAINS]->value;
 		if (v->kind != YDOC_SEQ)
-			REPORT(c, v, TYPE, "`domains` must be a list of hostnames, not %s", kind_name(v));
+			REPORT(c, v, TYPE, "`domains` must be a list of hostnames, not %s",
+			       kind_name(v));
 		else
 			for (size_t i = 0; i < v->n; i++)
 				add_domain(c, "domains", v->items[i]);
@@ -1302,8 +1340,8 @@ const struct ydoc_node *bp_check_doc(struct bp *bp, const struct ydoc_node *map,
 		read_strv(c, "instances", f[K_INSTANCES]->value, &bp->instances, &bp->ninstances);
 	if (f[K_REPLICAS] && want_int(c, "replicas", f[K_REPLICAS]->value, &n) == 0) {
 		if (n < 1 || n > 100)
-			REPORT(c, f[K_REPLICAS]->value, RANGE, "`replicas` must be from 1 to 100, not %lld",
-			       n);
+			REPORT(c, f[K_REPLICAS]->value, RANGE,
+			       "`replicas` must be from 1 to 100, not %lld", n);
 		else
 			bp->replicas = (int)n;
 	}
@@ -1315,7 +1353,8 @@ const struct ydoc_node *bp_check_doc(struct bp *bp, const struct ydoc_node *map,
 	if (f[K_SCHEDULE]) {
 		bp->schedule = want_str(c, "schedule", f[K_SCHEDULE]->value);
 		if (bp->schedule && bp_check_cron(bp->schedule, err, sizeof err) < 0) {
-			REPORT(c, f[K_SCHEDULE]->value, CRON, "`schedule` `" Q "` %s", bp->schedule, err);
+			REPORT(c, f[K_SCHEDULE]->value, CRON, "`schedule` `" Q "` %s", bp->schedule,
+			       err);
 			free(bp->schedule);
 			bp->schedule = NULL;
 		}
@@ -1346,23 +1385,34 @@ const struct ydoc_node *bp_check_doc(struct bp *bp, const struct ydoc_node *map,
 			not_for(c, f[K_REMOTE], "is only used with `source: remote`");
 	}
 	if (bp->source == BP_SOURCE_REMOTE && !f[K_REMOTE])
-		missing(c, map, "`source: remote` needs `remote`, e.g. `remote: {url: https://...}`");
+		missing(c, map,
+			"`source: remote` needs `remote`, e.g. `remote: {url: https://...}`");
 	if (bp->source == BP_SOURCE_IMAGE && !f[K_IMAGE])
 		missing(c, map, "`source: image` needs `image`, e.g. `image: nginx:1.27`");
-	if (bp->source == BP_SOURCE_IMAGE && bp->runtime.type != BP_RUNTIME_NONE &&
-	    bp->runtime.type != BP_RUNTIME_DOCKER)
+	if ((bp->source == BP_SOURCE_IMAGE || (f[K_IMAGE] && bp->source == BP_SOURCE_NONE)) &&
+	    bp->runtime.type != BP_RUNTIME_NONE && bp->runtime.type != BP_RUNTIME_DOCKER)
 		REPORT(c, f[K_RUNTIME]->key, NOT_FOR_TYPE,
-		       "`source: image` needs `runtime: docker`, not `%s`",
+		       "a container image needs `runtime: docker`, not `%s`",
 		       bp_runtime_name(bp->runtime.type));
+	if (bp->source == BP_SOURCE_IMAGE) {
+		if (f[K_BUILD_CMD])
+			not_for(c, f[K_BUILD_CMD],
+				"is not used with `source: image`: an image is deployed as built");
+		if (f[K_WORKING_DIR])
+			not_for(c, f[K_WORKING_DIR],
+				"is not used with `source: image`: there is no source tree");
+	}
 
 	/* What the type needs and forbids. */
 	const char *tn = bp_type_name(bp->type);
 	if (bp->type == BP_TYPE_STATIC && !f[K_STATIC_DIR])
-		missing(c, map, "`type: static` needs `static_dir`, the directory of files to serve");
+		missing(c, map,
+			"`type: static` needs `static_dir`, the directory of files to serve");
 	if ((bp->type == BP_TYPE_WEB || bp->type == BP_TYPE_WORKER || bp->type == BP_TYPE_JOB) &&
 	    bp->source != BP_SOURCE_IMAGE && bp->source != BP_SOURCE_NONE && !f[K_RUN_CMD]) {
 		char msg[96];
-		snprintf(msg, sizeof msg, "`type: %s` needs `run_cmd`, the command that starts the service", tn);
+		snprintf(msg, sizeof msg,
+			 "`type: %s` needs `run_cmd`, the command that starts the service", tn);
 		missing(c, map, msg);
 	}
 	if (bp->type != BP_TYPE_NONE && bp->type != BP_TYPE_WEB && f[K_PORT]) {
@@ -1378,9 +1428,27 @@ const struct ydoc_node *bp_check_doc(struct bp *bp, const struct ydoc_node *map,
 	if (bp->type != BP_TYPE_NONE && bp->type != BP_TYPE_JOB && f[K_SCHEDULE])
 		REPORT(c, f[K_SCHEDULE]->key, NOT_FOR_TYPE,
 		       "`schedule` is only for `type: job`, not `%s`", tn);
+	if ((bp->type == BP_TYPE_WORKER || bp->type == BP_TYPE_JOB) &&
+	    (f[K_DOMAIN] || f[K_DOMAINS]))
+		not_for(
+		    c, f[K_DOMAIN] ? f[K_DOMAIN] : f[K_DOMAINS],
+		    bp->type == BP_TYPE_JOB
+			? "is only for `type: web` and `type: static`; a job serves nothing"
+			: "is only for `type: web` and `type: static`; a worker serves nothing");
+	if (f[K_HEALTH_CHECK] && (bp->type == BP_TYPE_STATIC || bp->type == BP_TYPE_JOB))
+		REPORT(c, f[K_HEALTH_CHECK]->key, NOT_FOR_TYPE,
+		       "`health_check` is not used by `type: %s`: there is no long-running process "
+		       "to check",
+		       tn);
+	else if (bp->type == BP_TYPE_WORKER && (bp->health_check.kind == BP_HEALTH_HTTP ||
+						bp->health_check.kind == BP_HEALTH_TCP))
+		REPORT(c, f[K_HEALTH_CHECK]->key, NOT_FOR_TYPE,
+		       "a worker has no port to check over %s; use `health_check: {command: ...}`",
+		       bp->health_check.kind == BP_HEALTH_HTTP ? "HTTP" : "TCP");
 	if (bp->type == BP_TYPE_WEB && !f[K_HEALTH_CHECK])
-		bp_report(bp, file, diags, map->line, map->col, BP_R_NO_HEALTH_CHECK,
-			  "web service has no `health_check`; add one (e.g. `health_check: /healthz`) "
-			  "so a broken release is caught before it takes traffic");
+		bp_report(
+		    bp, file, diags, map->line, map->col, BP_R_NO_HEALTH_CHECK,
+		    "web service has no `health_check`; add one (e.g. `health_check: /healthz`) "
+		    "so a broken release is caught before it takes traffic");
 	return name_node;
 }

@@ -3,17 +3,24 @@
 #include <stdio.h>
 #include <string.h>
 
+#if defined(__has_feature)
+#if __has_feature(address_sanitizer)
+#define HAVE_LSAN 1
+#include <sanitizer/lsan_interface.h>
+#endif
+#endif
+
 #include "diag.h"
 #include "harness.h"
 
 /* A valid web service; tests append top-level lines to it. */
-#define BASE \
-	"name: base-app\n" \
-	"type: web\n" \
-	"source: remote\n" \
-	"runtime: {type: nodejs, version: \"22\"}\n" \
-	"remote: {url: https://git.example.org/app.git, branch: main}\n" \
-	"run_cmd: npm start\n" \
+#define BASE                                                                                       \
+	"name: base-app\n"                                                                         \
+	"type: web\n"                                                                              \
+	"source: remote\n"                                                                         \
+	"runtime: {type: nodejs, version: \"22\"}\n"                                               \
+	"remote: {url: https://git.example.org/app.git, branch: main}\n"                           \
+	"run_cmd: npm start\n"                                                                     \
 	"health_check: /healthz\n"
 
 struct t {
@@ -172,7 +179,7 @@ TEST(bp_reads_every_field)
 	CHECK_INT(b->ndomains, 2);
 	CHECK_STR(b->domains[1], "b.example.org");
 	CHECK_INT(b->nenv_vars, 4);
-	CHECK_STR(b->env_vars[0].name, "B"); /* document order */
+	CHECK_STR(b->env_vars[0].name, "B");	 /* document order */
 	CHECK_STR(b->env_vars[0].value, "0.50"); /* text as written */
 	CHECK_STR(b->env_vars[1].value, "true");
 	CHECK_STR(b->env_vars[3].value, "010");
@@ -332,9 +339,10 @@ TEST(bp_wrong_types_name_the_expected_type)
 TEST(bp_every_problem_is_reported)
 {
 	struct t t;
-	parse(&t, "name: Bad_Name\ntype: wbe\nsource: remote\nruntime: {type: nodejs, version: 3.10}\n"
-		  "remote: {url: http://x.org/a.git, branch: -x, commit_hash: zz}\n"
-		  "run_cmd: x\nport: 0\nhealth_check: healthz\n");
+	parse(&t,
+	      "name: Bad_Name\ntype: wbe\nsource: remote\nruntime: {type: nodejs, version: 3.10}\n"
+	      "remote: {url: http://x.org/a.git, branch: -x, commit_hash: zz}\n"
+	      "run_cmd: x\nport: 0\nhealth_check: healthz\n");
 	CHECK(find(&t, "name", 1, 7));
 	CHECK(find(&t, "enum", 2, 7));
 	CHECK(find(&t, "runtime-version", 4, 34));
@@ -375,6 +383,12 @@ TEST(bp_ranges)
 	CHECK_INT(t.dl.n, 0);
 	CHECK_INT(first(&t)->port, 65535);
 	done(&t);
+	parse(&t, BASE "port: 99999999999999999999999\n");
+	CHECK(only(&t, "range", 8, 7, "too large"));
+	done(&t);
+	parse(&t, BASE "port: 80.5\n");
+	CHECK(only(&t, "type", 8, 7, "must be an integer, not a decimal number"));
+	done(&t);
 	parse(&t, BASE "replicas: 101\n");
 	CHECK(only(&t, "range", 8, 11, NULL));
 	done(&t);
@@ -388,8 +402,10 @@ static void name_case(const char *name, int ok)
 {
 	char y[512];
 	struct t t;
-	snprintf(y, sizeof y, "name: %s\ntype: worker\nsource: upload\nruntime: python@3.13\n"
-			      "run_cmd: x\n", name);
+	snprintf(y, sizeof y,
+		 "name: %s\ntype: worker\nsource: upload\nruntime: python@3.13\n"
+		 "run_cmd: x\n",
+		 name);
 	parse(&t, y);
 	if (ok) {
 		if (t.dl.n)
@@ -458,12 +474,15 @@ TEST(bp_runtime_forms_and_versions)
 	runtime_case("runtime: {type: nodejs, version: \"20.\"}", "runtime-version", NULL);
 	runtime_case("runtime: {type: nodejs, version: \"1.2.3.4\"}", "runtime-version", NULL);
 	runtime_case("runtime: {type: nodejs, version: 1e3}", "runtime-version", NULL);
+	runtime_case("runtime: {type: nodejs, version: 0x1f}", "runtime-version", NULL);
+	runtime_case("runtime: {type: nodejs, version: .5}", "runtime-version", NULL);
 	runtime_case("runtime: nodejs@", "runtime-version", NULL);
 	runtime_case("runtime: nodejs@lts", "runtime-version", NULL);
 	runtime_case("runtime: {type: nodejs, version: true}", "type", NULL);
 	runtime_case("runtime: [nodejs]", "type", NULL);
 	/* the flat version only goes with a plain runtime string */
-	runtime_case("runtime: {type: nodejs, version: \"22\"}\nversion: \"22\"", "unknown-key", NULL);
+	runtime_case("runtime: {type: nodejs, version: \"22\"}\nversion: \"22\"", "unknown-key",
+		     NULL);
 	runtime_case("runtime: nodejs@22\nversion: \"22\"", "exclusive", NULL);
 }
 
@@ -493,24 +512,26 @@ TEST(bp_version_unpinned_and_eol)
 	CHECK_INT(t.dl.n, 0);
 	done(&t);
 
-	const char *old[] = { "python@2.7",  "python@3.6.15", "nodejs@10",  "nodejs@17.1",
-			      "php@5.6",     "ruby@2.7",      "golang@1.19", "java@7",
-			      "java@1.7",    "dotnet@5.0",    "python@2" };
+	const char *old[] = {"python@2.7", "python@3.6.15", "nodejs@10",   "nodejs@17.1",
+			     "php@5.6",	   "ruby@2.7",	    "golang@1.19", "java@7",
+			     "java@1.7",   "dotnet@5.0",    "python@2"};
 	for (size_t i = 0; i < sizeof old / sizeof *old; i++) {
 		char y[256];
-		snprintf(y, sizeof y, "name: ab\ntype: worker\nsource: upload\nruntime: %s\nrun_cmd: x\n",
+		snprintf(y, sizeof y,
+			 "name: ab\ntype: worker\nsource: upload\nruntime: %s\nrun_cmd: x\n",
 			 old[i]);
 		parse(&t, y);
 		if (!only(&t, "runtime-eol", 4, 10, "end of life"))
 			CHECK(!old[i]);
 		done(&t);
 	}
-	const char *fine[] = { "python@3.13", "python@3", "nodejs@22", "nodejs@24.1", "php@8.4",
-			       "ruby@3.4",    "golang@1.25", "java@21", "java@1.8", "dotnet@10.0",
-			       "golang@1" };
+	const char *fine[] = {"python@3.13", "python@3",    "nodejs@22",   "nodejs@24.1",
+			      "php@8.4",     "ruby@3.4",    "golang@1.25", "java@21",
+			      "java@1.8",    "dotnet@10.0", "golang@1"};
 	for (size_t i = 0; i < sizeof fine / sizeof *fine; i++) {
 		char y[256];
-		snprintf(y, sizeof y, "name: ab\ntype: worker\nsource: upload\nruntime: %s\nrun_cmd: x\n",
+		snprintf(y, sizeof y,
+			 "name: ab\ntype: worker\nsource: upload\nruntime: %s\nrun_cmd: x\n",
 			 fine[i]);
 		parse(&t, y);
 		if (t.dl.n) {
@@ -525,8 +546,10 @@ static void remote_case(const char *remote, const char *rule)
 {
 	char y[512];
 	struct t t;
-	snprintf(y, sizeof y, "name: ab\ntype: worker\nsource: remote\nruntime: python@3.13\n"
-			      "run_cmd: x\nremote: %s\n", remote);
+	snprintf(y, sizeof y,
+		 "name: ab\ntype: worker\nsource: remote\nruntime: python@3.13\n"
+		 "run_cmd: x\nremote: %s\n",
+		 remote);
 	parse(&t, y);
 	if (!rule) {
 		if (t.dl.n)
@@ -567,10 +590,10 @@ TEST(bp_remote_urls)
 
 TEST(bp_branches_follow_git_check_ref_format)
 {
-	const char *good[] = { "main", "release/2.x", "feature/a-b_c", "v1.2.3", "a@b", "HEAD" };
-	const char *bad[] = { "-main",     "a..b",   "a b",  "a~1",   "a^",  "a:b",     "a?",
-			      "a*",        "a[b",    "a\\\\b", "a/",   "/a",  "a//b",    "a.",
-			      "a.lock",    "a.lock/b", "x/.hidden", ".a", "a@{1}", "@",  "\\t" };
+	const char *good[] = {"main", "release/2.x", "feature/a-b_c", "v1.2.3", "a@b", "HEAD"};
+	const char *bad[] = {"-main",  "a..b",	   "a b",	"a~1", "a^",	"a:b",	"a?",
+			     "a*",     "a[b",	   "a\\\\b",	"a/",  "/a",	"a//b", "a.",
+			     "a.lock", "a.lock/b", "x/.hidden", ".a",  "a@{1}", "@",	"\\t"};
 	char r[128];
 	for (size_t i = 0; i < sizeof good / sizeof *good; i++) {
 		snprintf(r, sizeof r, "{url: 'https://h/r', branch: \"%s\"}", good[i]);
@@ -591,7 +614,8 @@ TEST(bp_commit_hashes)
 {
 	remote_case("{url: 'https://h/r', commit_hash: 4f9c2e1}", NULL);
 	remote_case("{url: 'https://h/r', commit_hash: 1234567}", NULL); /* a plain int */
-	remote_case("{url: 'https://h/r', commit_hash: 0123456789abcdef0123456789abcdef01234567}", NULL);
+	remote_case("{url: 'https://h/r', commit_hash: 0123456789abcdef0123456789abcdef01234567}",
+		    NULL);
 	remote_case("{url: 'https://h/r', commit_hash: 4f9c2e}", "commit-hash");
 	remote_case("{url: 'https://h/r', commit_hash: 0123456789abcdef0123456789abcdef012345678}",
 		    "commit-hash");
@@ -603,8 +627,8 @@ static void image_case(const char *image, int ok)
 {
 	char y[512];
 	struct t t;
-	snprintf(y, sizeof y, "name: ab\ntype: worker\nsource: image\nruntime: docker\nimage: \"%s\"\n",
-		 image);
+	snprintf(y, sizeof y,
+		 "name: ab\ntype: worker\nsource: image\nruntime: docker\nimage: \"%s\"\n", image);
 	parse(&t, y);
 	if (ok) {
 		if (t.dl.n)
@@ -625,7 +649,8 @@ TEST(bp_image_references)
 	image_case("registry.example.org/team/app", 1);
 	image_case("localhost:5000/app:dev", 1);
 	image_case("ghcr.io/o/my_app__x-y.z:v1", 1);
-	image_case("nginx@sha256:0f3e9c9f2c3b4d5e6f708192a3b4c5d6e7f8091a2b3c4d5e6f708192a3b4c5d6", 1);
+	image_case("nginx@sha256:0f3e9c9f2c3b4d5e6f708192a3b4c5d6e7f8091a2b3c4d5e6f708192a3b4c5d6",
+		   1);
 	image_case("Nginx", 0);
 	image_case("", 0);
 	image_case("nginx:", 0);
@@ -648,7 +673,9 @@ TEST(bp_source_and_type_constraints)
 	CHECK(only(&t, "exclusive", 6, 1, "`image` and `remote`"));
 	done(&t);
 
-	parse(&t, "name: ab\ntype: worker\nsource: upload\nruntime: docker\nimage: nginx\nrun_cmd: x\n");
+	parse(
+	    &t,
+	    "name: ab\ntype: worker\nsource: upload\nruntime: docker\nimage: nginx\nrun_cmd: x\n");
 	CHECK(only(&t, "not-for-type", 5, 1, "`source: image`"));
 	done(&t);
 
@@ -681,6 +708,33 @@ TEST(bp_source_and_type_constraints)
 	parse(&t, BASE "schedule: '0 * * * *'\n");
 	CHECK(only(&t, "not-for-type", 8, 1, "`schedule`"));
 	done(&t);
+
+	parse(&t, "name: ab\ntype: worker\nsource: upload\nruntime: python@3.13\nrun_cmd: x\n"
+		  "domains: [a.example.org]\n");
+	CHECK(only(&t, "not-for-type", 6, 1, "`domains`"));
+	done(&t);
+
+	parse(&t, "name: ab\ntype: worker\nsource: upload\nruntime: python@3.13\nrun_cmd: x\n"
+		  "health_check: /up\n");
+	CHECK(only(&t, "not-for-type", 6, 1, "no port"));
+	done(&t);
+
+	parse(&t, "name: ab\ntype: worker\nsource: upload\nruntime: python@3.13\nrun_cmd: x\n"
+		  "health_check: {command: ./alive}\n");
+	CHECK_INT(t.dl.n, 0);
+	done(&t);
+
+	parse(&t, "name: ab\ntype: job\nsource: upload\nruntime: python@3.13\nrun_cmd: x\n"
+		  "health_check: {command: ./alive}\n");
+	CHECK(only(&t, "not-for-type", 6, 1, "`type: job`"));
+	done(&t);
+
+	parse(&t, "name: ab\ntype: worker\nsource: image\nruntime: docker\nimage: a\n"
+		  "build_cmd: make\nworking_dir: x\n");
+	CHECK(find(&t, "not-for-type", 6, 1));
+	CHECK(find(&t, "not-for-type", 7, 1));
+	CHECK_INT(t.dl.n, 2);
+	done(&t);
 }
 
 TEST(bp_paths_stay_inside)
@@ -706,7 +760,8 @@ TEST(bp_health_checks)
 	struct t t;
 	parse(&t, BASE);
 	done(&t);
-	const char *base_nohc = "name: ab\ntype: web\nsource: upload\nruntime: python@3.13\nrun_cmd: x\n";
+	const char *base_nohc =
+	    "name: ab\ntype: web\nsource: upload\nruntime: python@3.13\nrun_cmd: x\n";
 	char y[512];
 	snprintf(y, sizeof y, "%shealth_check: https://example.org/healthz\n", base_nohc);
 	parse(&t, y);
@@ -931,21 +986,21 @@ TEST(bp_memory_sizes_and_resources)
 TEST(bp_cron_expressions)
 {
 	char err[128];
-	const char *good[] = { "* * * * *",   "*/5 * * * *",        "0 3 * * *",
-			       "0,30 1-5 * * mon-fri", "0 0 1 jan,jul *", "15 14 1 * 0",
-			       "0 0 * * 7",   "0 0 1-31/2 * SUN",   "@hourly",
-			       "@daily",      "@yearly",            "5 4 * * sun",
-			       "0 22 * * 1-5", "23 0-20/2 * * *" };
+	const char *good[] = {
+	    "* * * * *",       "*/5 * * * *",	 "0 3 * * *", "0,30 1-5 * * mon-fri",
+	    "0 0 1 jan,jul *", "15 14 1 * 0",	 "0 0 * * 7", "0 0 1-31/2 * SUN",
+	    "@hourly",	       "@daily",	 "@yearly",   "5 4 * * sun",
+	    "0 22 * * 1-5",    "23 0-20/2 * * *"};
 	for (size_t i = 0; i < sizeof good / sizeof *good; i++) {
 		if (bp_check_cron(good[i], err, sizeof err) != 0)
 			fprintf(stderr, "%s: %s\n", good[i], err);
 		CHECK_INT(bp_check_cron(good[i], err, sizeof err), 0);
 	}
-	const char *bad[] = { "",          "* * * *",    "* * * * * *", "60 * * * *",
-			      "* 24 * * *", "* * 0 * *", "* * 32 * *",  "* * * 13 *",
-			      "* * * * 8", "5-1 * * * *", "*/0 * * * *", "*/61 * * * *",
-			      "a * * * *", "1,,2 * * * *", ", * * * *", "* * * foo *",
-			      "@often",    "1- * * * *", "*/ * * * *", "* * * * monday" };
+	const char *bad[] = {"",	   "* * * *",	   "* * * * * *", "60 * * * *",
+			     "* 24 * * *", "* * 0 * *",	   "* * 32 * *",  "* * * 13 *",
+			     "* * * * 8",  "5-1 * * * *",  "*/0 * * * *", "*/61 * * * *",
+			     "a * * * *",  "1,,2 * * * *", ", * * * *",	  "* * * foo *",
+			     "@often",	   "1- * * * *",   "*/ * * * *",  "* * * * monday"};
 	for (size_t i = 0; i < sizeof bad / sizeof *bad; i++) {
 		if (bp_check_cron(bad[i], err, sizeof err) == 0)
 			fprintf(stderr, "accepted: %s\n", bad[i]);
@@ -989,7 +1044,8 @@ TEST(bp_hostile_input_does_not_crash)
 {
 	struct t t;
 	/* NUL bytes inside values and keys */
-	static const char nul[] = "name: \"a\\0b\"\ntype: web\n\"na\\0me\": x\nenv_vars: {A: \"x\\0\"}\n";
+	static const char nul[] =
+	    "name: \"a\\0b\"\ntype: web\n\"na\\0me\": x\nenv_vars: {A: \"x\\0\"}\n";
 	parse(&t, nul);
 	CHECK(find(&t, "type", 1, 7));
 	CHECK(find(&t, "unknown-key", 3, 1));
@@ -1021,4 +1077,40 @@ TEST(bp_hostile_input_does_not_crash)
 	parse(&t, BASE "? [a, b]\n: c\n");
 	CHECK(only(&t, "type", 8, 3, "key"));
 	done(&t);
+}
+
+/* The harness ends a test with _exit, which skips LeakSanitizer's exit
+ * check: check explicitly, after inputs that take every path that owns
+ * memory (each field stored, each stored value dropped on an error). */
+TEST(bp_frees_everything)
+{
+	static const char *const inputs[] = {
+	    BASE "description: d\nbuild_cmd: b\nworking_dir: w\nstatic_dir: s\n"
+		 "domains: [a.example.org, b.example.org]\nenv_vars: {A: 1, B: x}\n"
+		 "secrets: [C, D]\ninstances: [i, j]\nresources: {memory: 1G, cpu: 1, pids: 9}\n"
+		 "hooks: {pre_deploy: p, post_deploy: q}\ntimeout: 1m\n",
+	    BASE "secrets: {A: x, B: y}\n",
+	    "name: ab\ntype: job\nsource: remote\nruntime: {type: python, version: \"3.13\"}\n"
+	    "remote: {url: 'https://h/r', branch: b, commit_hash: 1234567}\nrun_cmd: x\n"
+	    "schedule: '@daily'\nhealth_check: {command: c}\n",
+	    "name: Bad\ntype: web\nsource: image\nruntime: python@3.10.1.1\nversion: 3.10\n"
+	    "image: Bad\nremote: {url: 'http://x/y', branch: -b, commit_hash: zz}\n"
+	    "working_dir: /a\nstatic_dir: ../b\nport: 0\nhealth_check: {path: x, tcp: true}\n"
+	    "domain: a\ndomains: [b]\nenv_vars: {1: a, PORT: 1}\nsecrets: [PORT, 2]\n"
+	    "schedule: bad\ntimeout: 1\nhooks: {pre_deploy: [x]}\nrun_cmd: ''\n",
+	    "name: ab\ntype: worker\nsource: upload\nruntime: python\nversion: 3.10\n"
+	    "run_cmd: x\n---\nname: ab\ntype: worker\nsource: upload\nruntime: python@2.7\n"
+	    "run_cmd: x\n",
+	    "- a\n---\n{a: [b\n",
+	    "a: &a [x, x]\nb: [*a, *a]\n",
+	};
+	for (size_t i = 0; i < sizeof inputs / sizeof *inputs; i++) {
+		struct t t;
+		parse(&t, inputs[i]);
+		CHECK(t.dl.n > 0 || i == 0);
+		done(&t);
+	}
+#ifdef HAVE_LSAN
+	CHECK_INT(__lsan_do_recoverable_leak_check(), 0);
+#endif
 }
