@@ -253,4 +253,8 @@ test_expect_success 'a billion laughs file is rejected with yaml-limits' '
 	grep -q "\[yaml-limits\]" out
 '
 
+test_expect_success 'no sanitizer report in any output (ASan builds)' '
+	test_scan_sanitizer_logs
+'
+
 test_done

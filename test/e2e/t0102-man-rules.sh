@@ -48,6 +48,17 @@ test_expect_success 'dployr-lint(1) documents every option of lint -h' '
 	done
 '
 
+test_expect_success 'the examples of dployr-blueprint(5) lint clean, even with --strict' '
+	$PY -c "
+import re, sys
+s = open(sys.argv[1]).read().split(\".Sh EXAMPLES\")[1]
+for i, b in enumerate(re.findall(r\"\.Bd -literal -offset indent\n(.*?)\.Ed\", s, re.S)):
+    open(\"example%d.yaml\" % i, \"w\").write(b)
+" "$MAN5" &&
+	test $(ls example*.yaml | wc -l) -ge 3 &&
+	dployr lint --strict example*.yaml
+'
+
 if test_have mandoc; then
 	for m in "$TOP"/man/*.[1-8]; do
 		test_expect_success "mandoc -T lint -W warning $(basename "$m") is silent" '
