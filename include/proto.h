@@ -164,4 +164,40 @@ enum proto_type proto_type_from_name(const char *name);
 void proto_b64_encode(struct buf *out, const void *data, size_t len);
 int proto_b64_decode(struct buf *out, const char *s, size_t len);
 
+/* --- any JSON document (HTTP API bodies) ----------------------------------------
+ *
+ * A read-only view of a parsed JSON value, with the same strictness as
+ * proto_decode: at most PROTO_MAX_MSG bytes, nesting at most PROTO_MAX_DEPTH,
+ * valid UTF-8, no raw control characters or \u0000 in strings, JSON's number
+ * grammar, nothing after the value. Values belong to their document and live
+ * until proto_json_free(). Writing JSON needs no tree: buf_json_str() and
+ * buf_printf() build it. */
+struct proto_json;
+struct proto_jv; /* a value inside a document */
+
+enum proto_jtype { PROTO_J_NULL, PROTO_J_BOOL, PROTO_J_NUM, PROTO_J_STR, PROTO_J_ARR, PROTO_J_OBJ };
+
+/* NULL on failure, with the reason ("json: invalid JSON at byte 3") in err. */
+struct proto_json *proto_json_parse(const void *data, size_t len, char *err, size_t errlen);
+void proto_json_free(struct proto_json *doc);
+const struct proto_jv *proto_json_root(const struct proto_json *doc);
+enum proto_jtype proto_jv_type(const struct proto_jv *v);
+/* Member key of an object (case-sensitive); NULL if v is not an object, the
+ * key is missing, or it appears more than once (ambiguous input). */
+const struct proto_jv *proto_jv_get(const struct proto_jv *obj, const char *key);
+/* Elements of an array or members of an object (then proto_jv_key names
+ * them). proto_jv_at is O(i): iterate with proto_jv_next instead. */
+size_t proto_jv_len(const struct proto_jv *v);
+const struct proto_jv *proto_jv_first(const struct proto_jv *v);
+const struct proto_jv *proto_jv_next(const struct proto_jv *elem);
+const struct proto_jv *proto_jv_at(const struct proto_jv *v, size_t i);
+const char *proto_jv_key(const struct proto_jv *member);
+/* Typed reads: the string (borrowed), or NULL when v is not a string. */
+const char *proto_jv_str(const struct proto_jv *v);
+/* 0 and *out for an integral number within +-(2^53 - 1); else -1. */
+int proto_jv_int(const struct proto_jv *v, int64_t *out);
+int proto_jv_bool(const struct proto_jv *v, int *out);
+/* Convenience: member key's string, or NULL when missing or not a string. */
+const char *proto_jv_get_str(const struct proto_jv *obj, const char *key);
+
 #endif

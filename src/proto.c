@@ -903,3 +903,143 @@ int proto_msg_equal(const struct proto_msg *a, const struct proto_msg *b)
 	}
 	return 1;
 }
+
+/* --- any JSON document ------------------------------------------------------------ */
+
+/* The view types are never defined: a struct proto_jv pointer is a cJSON
+ * node and a struct proto_json pointer is the document's root node. */
+#define JV(v) ((const cJSON *)(const void *)(v))
+#define PJV(c) ((const struct proto_jv *)(const void *)(c))
+
+struct proto_json *proto_json_parse(const void *data, size_t len, char *err, size_t errlen)
+{
+	const char *text = data, *end = NULL;
+	size_t at;
+	const char *why;
+	cJSON *root;
+
+	if (len == 0) {
+		snprintf(err, errlen, "json: empty");
+		return NULL;
+	}
+	if (len > PROTO_MAX_MSG) {
+		snprintf(err, errlen, "json: %zu bytes, limit %zu", len, PROTO_MAX_MSG);
+		return NULL;
+	}
+	if ((why = text_scan(text, len, &at))) {
+		snprintf(err, errlen, "json: %s at byte %zu", why, at);
+		return NULL;
+	}
+	root = cJSON_ParseWithLengthOpts(text, len, &end, 0);
+	if (!root) {
+		snprintf(err, errlen, "json: invalid JSON at byte %zu",
+			 end ? (size_t)(end - text) : (size_t)0);
+		return NULL;
+	}
+	while (end < text + len && (*end == ' ' || *end == '\t' || *end == '\n' || *end == '\r'))
+		end++;
+	if (end != text + len) {
+		snprintf(err, errlen, "json: trailing data at byte %zu", (size_t)(end - text));
+		cJSON_Delete(root);
+		return NULL;
+	}
+	if (json_depth(root, PROTO_MAX_DEPTH + 1) > PROTO_MAX_DEPTH) {
+		snprintf(err, errlen, "json: nested deeper than %d levels", PROTO_MAX_DEPTH);
+		cJSON_Delete(root);
+		return NULL;
+	}
+	return (struct proto_json *)(void *)root;
+}
+
+void proto_json_free(struct proto_json *doc)
+{
+	cJSON_Delete((cJSON *)(void *)doc);
+}
+
+const struct proto_jv *proto_json_root(const struct proto_json *doc)
+{
+	return (const struct proto_jv *)(const void *)doc;
+}
+
+enum proto_jtype proto_jv_type(const struct proto_jv *v)
+{
+	const cJSON *c = JV(v);
+	if (cJSON_IsBool(c))
+		return PROTO_J_BOOL;
+	if (cJSON_IsNumber(c))
+		return PROTO_J_NUM;
+	if (cJSON_IsString(c))
+		return PROTO_J_STR;
+	if (cJSON_IsArray(c))
+		return PROTO_J_ARR;
+	if (cJSON_IsObject(c))
+		return PROTO_J_OBJ;
+	return PROTO_J_NULL;
+}
+
+const struct proto_jv *proto_jv_get(const struct proto_jv *obj, const char *key)
+{
+	const cJSON *o = JV(obj);
+	if (!cJSON_IsObject(o) || key_count(o, key) != 1)
+		return NULL;
+	return PJV(cJSON_GetObjectItemCaseSensitive(o, key));
+}
+
+size_t proto_jv_len(const struct proto_jv *v)
+{
+	const cJSON *c = JV(v);
+	if (!cJSON_IsArray(c) && !cJSON_IsObject(c))
+		return 0;
+	return (size_t)cJSON_GetArraySize(c);
+}
+
+const struct proto_jv *proto_jv_first(const struct proto_jv *v)
+{
+	const cJSON *c = JV(v);
+	if (!cJSON_IsArray(c) && !cJSON_IsObject(c))
+		return NULL;
+	return PJV(c->child);
+}
+
+const struct proto_jv *proto_jv_next(const struct proto_jv *elem)
+{
+	return elem ? PJV(JV(elem)->next) : NULL;
+}
+
+const struct proto_jv *proto_jv_at(const struct proto_jv *v, size_t i)
+{
+	const struct proto_jv *e = proto_jv_first(v);
+	while (e && i--)
+		e = proto_jv_next(e);
+	return e;
+}
+
+const char *proto_jv_key(const struct proto_jv *member)
+{
+	return member ? JV(member)->string : NULL;
+}
+
+const char *proto_jv_str(const struct proto_jv *v)
+{
+	const cJSON *c = JV(v);
+	return cJSON_IsString(c) ? c->valuestring : NULL;
+}
+
+int proto_jv_int(const struct proto_jv *v, int64_t *out)
+{
+	return cJSON_IsNumber(JV(v)) ? json_int(JV(v), out) : -1;
+}
+
+int proto_jv_bool(const struct proto_jv *v, int *out)
+{
+	const cJSON *c = JV(v);
+	if (!cJSON_IsBool(c))
+		return -1;
+	*out = cJSON_IsTrue(c);
+	return 0;
+}
+
+const char *proto_jv_get_str(const struct proto_jv *obj, const char *key)
+{
+	return proto_jv_str(proto_jv_get(obj, key));
+}

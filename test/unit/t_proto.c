@@ -527,3 +527,68 @@ TEST(proto_typed_decoder_insists_on_its_type)
 	CHECK_STR(err, "message: field 'v' is required; field 'type' is required");
 	proto_msg_release(&m);
 }
+
+TEST(proto_json_reads_any_document)
+{
+	char err[256];
+	const char *s = "{\"name\":\"web-1\",\"argv\":[\"uname\",\"-a\"],\"n\":42,\"q\":true,"
+			"\"big\":9007199254740992,\"f\":1.5,\"nil\":null}";
+	struct proto_json *d = proto_json_parse(s, strlen(s), err, sizeof err);
+	CHECK(d != NULL);
+	const struct proto_jv *r = proto_json_root(d);
+	CHECK_INT(proto_jv_type(r), PROTO_J_OBJ);
+	CHECK_INT(proto_jv_len(r), 7);
+	CHECK_STR(proto_jv_get_str(r, "name"), "web-1");
+	const struct proto_jv *argv = proto_jv_get(r, "argv");
+	CHECK_INT(proto_jv_type(argv), PROTO_J_ARR);
+	CHECK_INT(proto_jv_len(argv), 2);
+	CHECK_STR(proto_jv_str(proto_jv_at(argv, 1)), "-a");
+	CHECK(proto_jv_at(argv, 2) == NULL);
+	int64_t n;
+	CHECK_INT(proto_jv_int(proto_jv_get(r, "n"), &n), 0);
+	CHECK_INT(n, 42);
+	CHECK_INT(proto_jv_int(proto_jv_get(r, "big"), &n), -1);
+	CHECK_INT(proto_jv_int(proto_jv_get(r, "f"), &n), -1);
+	CHECK_INT(proto_jv_int(proto_jv_get(r, "name"), &n), -1);
+	int b;
+	CHECK_INT(proto_jv_bool(proto_jv_get(r, "q"), &b), 0);
+	CHECK_INT(b, 1);
+	CHECK_INT(proto_jv_type(proto_jv_get(r, "nil")), PROTO_J_NULL);
+	CHECK(proto_jv_get(r, "missing") == NULL);
+	CHECK(proto_jv_get_str(r, "n") == NULL);
+	size_t count = 0;
+	for (const struct proto_jv *m = proto_jv_first(r); m; m = proto_jv_next(m))
+		count += proto_jv_key(m) != NULL;
+	CHECK_INT(count, 7);
+	proto_json_free(d);
+}
+
+TEST(proto_json_rejects_hostile_input)
+{
+	char err[256];
+	static const struct {
+		const char *in, *why;
+	} bad[] = {
+		{ "", "json: empty" },
+		{ "{\"a\":1} x", "json: trailing data at byte 8" },
+		{ "{\"a\":", "json: invalid JSON at byte 4" },
+		{ "\"\\u0000\"", "json: NUL character (\\u0000) in a string at byte 1" },
+		{ "\"\xff\"", "json: invalid UTF-8 at byte 1" },
+		{ "[01]", "json: malformed number at byte 1" },
+	};
+	for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+		CHECK(proto_json_parse(bad[i].in, strlen(bad[i].in), err, sizeof err) == NULL);
+		CHECK_STR(err, bad[i].why);
+	}
+	char deep[200];
+	memset(deep, '[', 100);
+	memset(deep + 100, ']', 100);
+	CHECK(proto_json_parse(deep, sizeof deep, err, sizeof err) == NULL);
+	CHECK_STR(err, "json: nested deeper than 64 levels");
+	/* a duplicated key is ambiguous: not readable */
+	const char *dup = "{\"a\":1,\"a\":2}";
+	struct proto_json *d = proto_json_parse(dup, strlen(dup), err, sizeof err);
+	CHECK(d != NULL);
+	CHECK(proto_jv_get(proto_json_root(d), "a") == NULL);
+	proto_json_free(d);
+}
