@@ -159,14 +159,33 @@ __attribute__((noreturn)) static void spawn_report(int errfd, int stage, int err
 	_exit(127);
 }
 
-__attribute__((noreturn)) static void spawn_child(struct spawn_child *c)
+/* The kernel's struct sigaction (x86_64 and most 64-bit ABIs): libc's
+ * sigaction() refuses the signals it reserves for itself (32-34), so an
+ * ignored one inherited from our parent would survive execve into the
+ * service. Only SIG_DFL is installed through it, which needs no restorer. */
+struct spawn_ksigaction {
+	void (*handler)(int);
+	unsigned long flags;
+	void (*restorer)(void);
+	unsigned long mask;
+};
+
+static void spawn_default_signal(int s)
 {
-	const struct spawn_opts *o = c->o;
 	struct sigaction dfl;
 	memset(&dfl, 0, sizeof(dfl));
 	dfl.sa_handler = SIG_DFL;
+	if (sigaction(s, &dfl, NULL) == 0 || s == SIGKILL || s == SIGSTOP)
+		return;
+	struct spawn_ksigaction k = { SIG_DFL, 0, NULL, 0 };
+	syscall(SYS_rt_sigaction, s, &k, NULL, sizeof(k.mask));
+}
+
+__attribute__((noreturn)) static void spawn_child(struct spawn_child *c)
+{
+	const struct spawn_opts *o = c->o;
 	for (int s = 1; s < SPAWN_NSIG; s++)
-		sigaction(s, &dfl, NULL); /* fails harmlessly for KILL, STOP */
+		spawn_default_signal(s);
 
 	if (o->pgroup == SPAWN_PGROUP && setpgid(0, 0) < 0)
 		spawn_report(c->errfd, SPAWN_ST_PGROUP, errno, 0);
