@@ -26,11 +26,11 @@
 /* A parsed expression: filled by cron_parse, read-only for callers. Bit N
  * of a set means value N is allowed. */
 struct cron {
-	uint64_t minute; /* 0..59 */
-	uint32_t hour;	 /* 0..23 */
-	uint32_t dom;	 /* 1..31 */
-	uint32_t month;	 /* 1..12 */
-	uint32_t dow;	 /* 0..6, Sunday 0 */
+	uint64_t minute;	/* 0..59 */
+	uint32_t hour;		/* 0..23 */
+	uint32_t dom;		/* 1..31 */
+	uint32_t month;		/* 1..12 */
+	uint32_t dow;		/* 0..6, Sunday 0 */
 	int dom_star, dow_star; /* the field started with '*' */
 };
 
@@ -40,8 +40,8 @@ int cron_parse(struct cron *c, const char *expr, char *err, size_t errlen);
 
 /* The first matching minute strictly after `after`, in local time (TZ).
  * A wall-clock time that a daylight-saving jump skips does not run that day;
- * in a repeated hour each wall-clock minute runs once. Returns -1 when nothing matches within eight years
- * (e.g. "0 0 30 2 *", February 30th). */
+ * in a repeated hour each wall-clock minute runs once. Returns -1 when nothing matches within eight
+ * years (e.g. "0 0 30 2 *", February 30th). */
 time_t cron_next(const struct cron *c, time_t after);
 
 #endif

@@ -40,9 +40,9 @@ typedef void (*health_fn)(struct health *h, void *arg, int status);
 /* Filled by the caller, copied by health_new; zero means the default. */
 struct health_opts {
 	enum health_kind kind;
-	int port;	      /* HTTP, TCP: 1..65535 */
-	const char *path;     /* HTTP: starts with '/', printable, no spaces; default "/" */
-	const char *command;  /* COMMAND */
+	int port;		 /* HTTP, TCP: 1..65535 */
+	const char *path;	 /* HTTP: starts with '/', printable, no spaces; default "/" */
+	const char *command;	 /* COMMAND */
 	const char *const *envp; /* COMMAND: its exact environment */
 	const char *cwd;	 /* COMMAND */
 	int set_ids;		 /* COMMAND: run as uid/gid */
@@ -57,8 +57,7 @@ struct health_opts {
 };
 
 /* NULL with "health check: reason" in err for bad options. */
-struct health *health_new(struct loop *loop, const struct health_opts *o, char *err,
-			  size_t errlen);
+struct health *health_new(struct loop *loop, const struct health_opts *o, char *err, size_t errlen);
 /* Cancels a probe in flight (a command's group is killed and left to the
  * loop to reap). Accepts NULL. */
 void health_free(struct health *h);

@@ -15,7 +15,7 @@
  *   RUNNING        -        STOPPING  policy**   .        skip      .      STOPPING  .
  *   BACKOFF        launch*  STOPPED   .          launch*  .         .      .         .
  *   STOPPING       -        -         STOPPED*** .        skip      KILL   .         .
- *   EXITED/FAILED  launch*  -         .          .        .         .      .         .
+ *   EXITED/FAILED  launch*  -         .          .        .         .      .         RUNNING
  *
  *   *  launch: spawn -> RUNNING; a spawn failure counts as a failed run (**).
  *      START on a scheduled job goes to WAITING for the next cron time.
@@ -38,8 +38,9 @@
  * start time, ports); after a restart supervise_adopt() takes the running
  * group back if the pid still names the same process (its start time in
  * /proc/PID/stat defeats pid reuse). An adopted process is not our child:
- * its exit is seen through pidfd_open (polling /proc where pidfds are
- * refused) and its status is unknown (-1), which counts as a failure.
+ * its exit is seen through pidfd_open (or, when the loop itself watches
+ * children without pidfds, by polling /proc/PID/stat every 500 ms) and its
+ * status is unknown (-1), which counts as a failure.
  *
  * supervise_free() forgets the service but leaves it running: an agent that
  * exits or upgrades re-adopts its services instead of restarting them.
@@ -95,14 +96,14 @@ struct supervise_opts {
 	enum spawn_io out, err;
 	int out_fd, err_fd;
 	enum supervise_restart restart;
-	long long backoff_min_ms;  /* default 1000 */
-	long long backoff_max_ms;  /* default 60000 */
-	long long stable_ms;	   /* default 10000 */
-	long long stop_grace_ms;   /* default 10000 */
-	long long timeout_ms;	   /* a run's deadline (jobs); 0: none */
-	const char *schedule;	   /* cron expression: a periodic job */
-	const char *cgroup_root;   /* NULL: no cgroup; else e.g. "/sys/fs/cgroup" */
-	const char *cgroup_path;   /* e.g. "dployr/web-1" */
+	long long backoff_min_ms; /* default 1000 */
+	long long backoff_max_ms; /* default 60000 */
+	long long stable_ms;	  /* default 10000 */
+	long long stop_grace_ms;  /* default 10000 */
+	long long timeout_ms;	  /* a run's deadline (jobs); 0: none */
+	const char *schedule;	  /* cron expression: a periodic job */
+	const char *cgroup_root;  /* NULL: no cgroup; else e.g. "/sys/fs/cgroup" */
+	const char *cgroup_path;  /* e.g. "dployr/web-1" */
 	struct cgroup_limits limits;
 	int ports[SUPERVISE_MAX_PORTS]; /* recorded for re-adoption */
 	size_t nports;

@@ -12,15 +12,15 @@
 #include "xalloc.h"
 
 /* v1 hierarchies used, in this order. */
-static const char *const cgroup_v1_ctrl[] = { "memory", "cpu", "pids" };
-#define CGROUP_NCTRL 3
+static const char *const cgroup_v1_ctrl[] = {"memory", "cpu", "pids"};
+#define CGROUP_NCTRL	  3
 #define CGROUP_CPU_PERIOD 100000 /* microseconds */
 
 struct cgroup {
 	enum cgroup_mode mode;
-	char *path;		   /* as given, for messages */
-	char *dirs[CGROUP_NCTRL];  /* v2: dirs[0] only; v1: NULL where not mounted */
-	int fds[CGROUP_NCTRL];	   /* cgroup.procs of each dir, packed */
+	char *path;		  /* as given, for messages */
+	char *dirs[CGROUP_NCTRL]; /* v2: dirs[0] only; v1: NULL where not mounted */
+	int fds[CGROUP_NCTRL];	  /* cgroup.procs of each dir, packed */
 	size_t nfds;
 };
 
@@ -108,7 +108,8 @@ static int cgroup_v2_enable(const char *root, const char *path, const char *ctrl
 		}
 		int found = 0;
 		char *save = NULL;
-		for (char *w = strtok_r(have.data, " \n", &save); w; w = strtok_r(NULL, " \n", &save))
+		for (char *w = strtok_r(have.data, " \n", &save); w;
+		     w = strtok_r(NULL, " \n", &save))
 			found |= !strcmp(w, ctrl);
 		if (!found) {
 			buf_printf(why, "controller '%s' is not available in '%s'", ctrl, dir.data);
@@ -166,8 +167,8 @@ static int cgroup_limits_v2(struct cgroup *cg, const char *root, const struct cg
 	if (l->cpu_millis > 0) {
 		if (cgroup_v2_enable(root, cg->path, "cpu", why) < 0)
 			return -1;
-		snprintf(v, sizeof(v), "%lld %d", (long long)l->cpu_millis * CGROUP_CPU_PERIOD / 1000,
-			 CGROUP_CPU_PERIOD);
+		snprintf(v, sizeof(v), "%lld %d",
+			 (long long)l->cpu_millis * CGROUP_CPU_PERIOD / 1000, CGROUP_CPU_PERIOD);
 		if (cgroup_write(dir, "cpu.max", v, why) < 0)
 			return -1;
 	}
@@ -184,10 +185,11 @@ static int cgroup_limits_v2(struct cgroup *cg, const char *root, const struct cg
 static int cgroup_limits_v1(struct cgroup *cg, const struct cgroup_limits *l, struct buf *why)
 {
 	char v[64];
-	int want[CGROUP_NCTRL] = { l->memory > 0, l->cpu_millis > 0, l->pids > 0 };
+	int want[CGROUP_NCTRL] = {l->memory > 0, l->cpu_millis > 0, l->pids > 0};
 	for (int i = 0; i < CGROUP_NCTRL; i++)
 		if (want[i] && !cg->dirs[i]) {
-			buf_printf(why, "no '%s' hierarchy mounted for the limit", cgroup_v1_ctrl[i]);
+			buf_printf(why, "no '%s' hierarchy mounted for the limit",
+				   cgroup_v1_ctrl[i]);
 			return -1;
 		}
 	if (want[0]) {

@@ -13,22 +13,22 @@ struct cron_field {
 	const char *const *names; /* names[i] is value min + i, or NULL */
 };
 
-static const char *const cron_months[] = { "jan", "feb", "mar", "apr", "may", "jun",
-					   "jul", "aug", "sep", "oct", "nov", "dec", NULL };
-static const char *const cron_days[] = { "sun", "mon", "tue", "wed", "thu", "fri", "sat", NULL };
+static const char *const cron_months[] = {"jan", "feb", "mar", "apr", "may", "jun", "jul",
+					  "aug", "sep", "oct", "nov", "dec", NULL};
+static const char *const cron_days[] = {"sun", "mon", "tue", "wed", "thu", "fri", "sat", NULL};
 
 static const struct cron_field cron_fields[5] = {
-	{ "minute", 0, 59, NULL },     { "hour", 0, 23, NULL },
-	{ "day of month", 1, 31, NULL }, { "month", 1, 12, cron_months },
-	{ "day of week", 0, 7, cron_days },
+    {"minute", 0, 59, NULL},	      {"hour", 0, 23, NULL},
+    {"day of month", 1, 31, NULL},    {"month", 1, 12, cron_months},
+    {"day of week", 0, 7, cron_days},
 };
 
 static const struct {
 	const char *name, *expr;
 } cron_macros[] = {
-	{ "@yearly", "0 0 1 1 *" }, { "@annually", "0 0 1 1 *" }, { "@monthly", "0 0 1 * *" },
-	{ "@weekly", "0 0 * * 0" }, { "@daily", "0 0 * * *" },    { "@midnight", "0 0 * * *" },
-	{ "@hourly", "0 * * * *" },
+    {"@yearly", "0 0 1 1 *"}, {"@annually", "0 0 1 1 *"}, {"@monthly", "0 0 1 * *"},
+    {"@weekly", "0 0 * * 0"}, {"@daily", "0 0 * * *"},	  {"@midnight", "0 0 * * *"},
+    {"@hourly", "0 * * * *"},
 };
 
 /* Start a new problem in b: "; " between problems. Returns b. */
@@ -114,7 +114,8 @@ static int cron_item(const struct cron_field *f, const char *s, size_t n, uint64
 		return -1;
 	}
 	if (lo > hi) {
-		buf_printf(cron_problem(prob), "%s: range '%.*s' runs backwards", f->name, (int)n, s);
+		buf_printf(cron_problem(prob), "%s: range '%.*s' runs backwards", f->name, (int)n,
+			   s);
 		return -1;
 	}
 	for (int v = lo; v <= hi; v += step)
@@ -140,14 +141,15 @@ int cron_parse(struct cron *c, const char *expr, char *err, size_t errlen)
 			if (!*rest && strlen(cron_macros[i].name) == n &&
 			    !strncasecmp(text, cron_macros[i].name, n))
 				return cron_parse(c, cron_macros[i].expr, err, errlen);
-		snprintf(err, errlen, "schedule '%.100s': unknown macro (known: @yearly, @monthly, "
-				      "@weekly, @daily, @hourly)",
+		snprintf(err, errlen,
+			 "schedule '%.100s': unknown macro (known: @yearly, @monthly, "
+			 "@weekly, @daily, @hourly)",
 			 expr);
 		return -1;
 	}
 
 	struct buf prob = BUF_INIT;
-	uint64_t bits[5] = { 0 };
+	uint64_t bits[5] = {0};
 	int nf = 0;
 	const char *p = text;
 	while (*p) {
@@ -174,7 +176,8 @@ int cron_parse(struct cron *c, const char *expr, char *err, size_t errlen)
 	if (nf != 5) {
 		if (prob.len)
 			buf_puts(&prob, "; ");
-		buf_printf(&prob, "%d fields, expected 5 (minute hour day-of-month month day-of-week)",
+		buf_printf(&prob,
+			   "%d fields, expected 5 (minute hour day-of-month month day-of-week)",
 			   nf);
 	}
 	if (prob.len) {

@@ -17,7 +17,7 @@
 
 enum health_phase { HP_IDLE, HP_CONNECTING, HP_SENDING, HP_READING, HP_COMMAND };
 
-static const char *const health_names[] = { "starting", "healthy", "unhealthy" };
+static const char *const health_names[] = {"starting", "healthy", "unhealthy"};
 
 struct health {
 	struct loop *loop;
@@ -111,7 +111,7 @@ static void health_finish(struct health *h, int ok, const char *why)
 }
 
 static void health_failf(struct health *h, const char *fmt, ...)
-	__attribute__((format(printf, 2, 3)));
+    __attribute__((format(printf, 2, 3)));
 static void health_failf(struct health *h, const char *fmt, ...)
 {
 	char msg[512];
@@ -184,8 +184,8 @@ static void health_read(struct health *h)
 				for (i = 0; h->line[i] && i < 40; i++)
 					shown[i] = (unsigned char)h->line[i] < 0x20 ||
 							   (unsigned char)h->line[i] >= 0x7f
-						   ? '?'
-						   : h->line[i];
+						       ? '?'
+						       : h->line[i];
 				shown[i] = 0;
 				health_failf(h, "bad status line '%s'", shown);
 			} else if (r == 0) {
@@ -223,7 +223,8 @@ static void health_on_sock(struct loop *loop, long long fd, void *arg, int mask)
 	}
 	if (h->phase == HP_SENDING) {
 		while (h->sent < h->reqlen) {
-			ssize_t n = send(h->fd, h->req + h->sent, h->reqlen - h->sent, MSG_NOSIGNAL);
+			ssize_t n =
+			    send(h->fd, h->req + h->sent, h->reqlen - h->sent, MSG_NOSIGNAL);
 			if (n < 0) {
 				if (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR)
 					return;
@@ -266,14 +267,14 @@ static void health_probe(struct health *h)
 	h->sent = h->linelen = 0;
 	h->t_timeout = loop_timer_add(h->loop, h->o.timeout_ms, health_on_timeout, h);
 	if (h->o.kind == HEALTH_COMMAND) {
-		const char *argv[] = { "/bin/sh", "-c", h->command, NULL };
-		struct spawn_opts so = { .argv = argv,
-					 .envp = (const char *const *)h->envp,
-					 .cwd = h->cwd,
-					 .pgroup = SPAWN_PGROUP,
-					 .set_ids = h->o.set_ids,
-					 .uid = h->o.uid,
-					 .gid = h->o.gid };
+		const char *argv[] = {"/bin/sh", "-c", h->command, NULL};
+		struct spawn_opts so = {.argv = argv,
+					.envp = (const char *const *)h->envp,
+					.cwd = h->cwd,
+					.pgroup = SPAWN_PGROUP,
+					.set_ids = h->o.set_ids,
+					.uid = h->o.uid,
+					.gid = h->o.gid};
 		struct spawn_proc p;
 		if (spawn_start(&so, &p, err, sizeof(err)) < 0) {
 			health_failf(h, "%s", err);
@@ -312,17 +313,17 @@ static int health_path_ok(const char *p)
 	return 1;
 }
 
-struct health *health_new(struct loop *loop, const struct health_opts *o, char *err,
-			  size_t errlen)
+struct health *health_new(struct loop *loop, const struct health_opts *o, char *err, size_t errlen)
 {
 	const char *path = o->path ? o->path : "/";
 	switch (o->kind) {
 	case HEALTH_HTTP:
 		if (!health_path_ok(path)) {
-			snprintf(err, errlen,
-				 "health check: path '%.100s' must start with '/' and hold no spaces "
-				 "or control characters",
-				 path);
+			snprintf(
+			    err, errlen,
+			    "health check: path '%.100s' must start with '/' and hold no spaces "
+			    "or control characters",
+			    path);
 			return NULL;
 		}
 		/* fall through */

@@ -34,11 +34,11 @@ enum sv_event {
 };
 
 static const char *const sv_event_names[SV_NEVENTS] = {
-	"start", "stop", "exit", "retry", "due", "grace", "deadline", "adopt",
+    "start", "stop", "exit", "retry", "due", "grace", "deadline", "adopt",
 };
 
 static const char *const sv_state_names[SUPERVISE_NSTATES] = {
-	"stopped", "waiting", "running", "backoff", "stopping", "exited", "failed",
+    "stopped", "waiting", "running", "backoff", "stopping", "exited", "failed",
 };
 
 struct supervise {
@@ -168,8 +168,8 @@ static void sv_on_due(struct loop *loop, long long id, void *arg, int mask)
 	 * clock was set back meanwhile, wait for the rest. */
 	time_t now = time(NULL);
 	if (now < sv->next_run) {
-		sv->t_due = loop_timer_add(sv->loop, (long long)(sv->next_run - now) * 1000,
-					   sv_on_due, sv);
+		sv->t_due =
+		    loop_timer_add(sv->loop, (long long)(sv->next_run - now) * 1000, sv_on_due, sv);
 		return;
 	}
 	sv_dispatch(sv, SV_EV_DUE);
@@ -240,15 +240,15 @@ static enum supervise_state sv_after_exit(struct supervise *sv, int failed)
 	sv->pid = sv->pgid = 0;
 	if (sv->scheduled)
 		return SUPERVISE_WAITING;
-	int again = sv->o.restart == SUPERVISE_ALWAYS ||
-		    (sv->o.restart == SUPERVISE_ON_FAILURE && failed);
+	int again =
+	    sv->o.restart == SUPERVISE_ALWAYS || (sv->o.restart == SUPERVISE_ON_FAILURE && failed);
 	if (!again)
 		return failed ? SUPERVISE_FAILED : SUPERVISE_EXITED;
 	if (loop_now_ms() - sv->started_ms >= sv->o.stable_ms)
 		sv->delay_ms = sv->o.backoff_min_ms;
 	sv->pending_ms = sv->delay_ms;
-	sv->delay_ms = sv->delay_ms * 2 > sv->o.backoff_max_ms ? sv->o.backoff_max_ms
-							       : sv->delay_ms * 2;
+	sv->delay_ms =
+	    sv->delay_ms * 2 > sv->o.backoff_max_ms ? sv->o.backoff_max_ms : sv->delay_ms * 2;
 	sv->t_retry = loop_timer_add(sv->loop, sv->pending_ms, sv_on_retry, sv);
 	return SUPERVISE_BACKOFF;
 }
@@ -259,25 +259,25 @@ static enum supervise_state sv_launch(struct supervise *sv)
 	sv->timed_out = 0;
 	sv->started_ms = loop_now_ms();
 	if (sv->cgroup_root && !sv->cg) {
-		sv->cg = cgroup_open(sv->cgroup_root, sv->cgroup_path, &sv->o.limits, err,
-				     sizeof(err));
+		sv->cg =
+		    cgroup_open(sv->cgroup_root, sv->cgroup_path, &sv->o.limits, err, sizeof(err));
 		if (!sv->cg)
 			goto fail;
 	}
 	struct spawn_opts so = {
-		.argv = (const char *const *)sv->argv,
-		.envp = (const char *const *)sv->envp,
-		.cwd = sv->cwd,
-		.pgroup = SPAWN_PGROUP,
-		.out = sv->o.out,
-		.err = sv->o.err,
-		.out_fd = sv->o.out_fd,
-		.err_fd = sv->o.err_fd,
-		.set_ids = sv->o.set_ids,
-		.uid = sv->o.uid,
-		.gid = sv->o.gid,
-		.rlimits = sv->rlimits,
-		.nrlimits = sv->o.nrlimits,
+	    .argv = (const char *const *)sv->argv,
+	    .envp = (const char *const *)sv->envp,
+	    .cwd = sv->cwd,
+	    .pgroup = SPAWN_PGROUP,
+	    .out = sv->o.out,
+	    .err = sv->o.err,
+	    .out_fd = sv->o.out_fd,
+	    .err_fd = sv->o.err_fd,
+	    .set_ids = sv->o.set_ids,
+	    .uid = sv->o.uid,
+	    .gid = sv->o.gid,
+	    .rlimits = sv->rlimits,
+	    .nrlimits = sv->o.nrlimits,
 	};
 	if (sv->cg)
 		so.cgroup_fds = cgroup_fds(sv->cg, &so.ncgroup_fds);
@@ -448,7 +448,9 @@ static enum supervise_state sv_act_adopt(struct supervise *sv)
 	sv->started_ms = loop_now_ms();
 	if (sv->scheduled)
 		sv_arm_due(sv);
-	int fd = (int)syscall(SYS_pidfd_open, sv->pid, 0);
+	/* A loop that found pidfds refused (or was told not to use them) gets
+	 * the polling fallback here too. */
+	int fd = loop_child_uses_pidfd(sv->loop) ? (int)syscall(SYS_pidfd_open, sv->pid, 0) : -1;
 	if (fd >= 0 && loop_add_fd(sv->loop, fd, LOOP_READ, sv_on_pidfd, sv) == 0) {
 		sv->pidfd = fd;
 	} else {
@@ -461,21 +463,21 @@ static enum supervise_state sv_act_adopt(struct supervise *sv)
 
 /* state x event -> action; NULL: nothing to do (or cannot happen). */
 static const sv_action sv_table[SUPERVISE_NSTATES][SV_NEVENTS] = {
-	[SUPERVISE_STOPPED] = { [SV_EV_START] = sv_act_start, [SV_EV_ADOPT] = sv_act_adopt },
-	[SUPERVISE_WAITING] = { [SV_EV_STOP] = sv_act_cancel, [SV_EV_DUE] = sv_act_due },
-	[SUPERVISE_RUNNING] = { [SV_EV_STOP] = sv_act_stop,
-				[SV_EV_EXIT] = sv_act_exit,
-				[SV_EV_DUE] = sv_act_skip,
-				[SV_EV_DEADLINE] = sv_act_deadline },
-	[SUPERVISE_BACKOFF] = { [SV_EV_START] = sv_act_start_now,
-				[SV_EV_STOP] = sv_act_cancel,
-				[SV_EV_RETRY] = sv_act_retry },
-	[SUPERVISE_STOPPING] = { [SV_EV_STOP] = sv_act_stop_again,
-				 [SV_EV_EXIT] = sv_act_stopped,
-				 [SV_EV_DUE] = sv_act_skip,
-				 [SV_EV_GRACE] = sv_act_kill },
-	[SUPERVISE_EXITED] = { [SV_EV_START] = sv_act_start, [SV_EV_ADOPT] = sv_act_adopt },
-	[SUPERVISE_FAILED] = { [SV_EV_START] = sv_act_start, [SV_EV_ADOPT] = sv_act_adopt },
+    [SUPERVISE_STOPPED] = {[SV_EV_START] = sv_act_start, [SV_EV_ADOPT] = sv_act_adopt},
+    [SUPERVISE_WAITING] = {[SV_EV_STOP] = sv_act_cancel, [SV_EV_DUE] = sv_act_due},
+    [SUPERVISE_RUNNING] = {[SV_EV_STOP] = sv_act_stop,
+			   [SV_EV_EXIT] = sv_act_exit,
+			   [SV_EV_DUE] = sv_act_skip,
+			   [SV_EV_DEADLINE] = sv_act_deadline},
+    [SUPERVISE_BACKOFF] = {[SV_EV_START] = sv_act_start_now,
+			   [SV_EV_STOP] = sv_act_cancel,
+			   [SV_EV_RETRY] = sv_act_retry},
+    [SUPERVISE_STOPPING] = {[SV_EV_STOP] = sv_act_stop_again,
+			    [SV_EV_EXIT] = sv_act_stopped,
+			    [SV_EV_DUE] = sv_act_skip,
+			    [SV_EV_GRACE] = sv_act_kill},
+    [SUPERVISE_EXITED] = {[SV_EV_START] = sv_act_start, [SV_EV_ADOPT] = sv_act_adopt},
+    [SUPERVISE_FAILED] = {[SV_EV_START] = sv_act_start, [SV_EV_ADOPT] = sv_act_adopt},
 };
 
 static void sv_dispatch(struct supervise *sv, enum sv_event ev)
@@ -522,7 +524,8 @@ struct supervise *supervise_new(struct loop *loop, const struct supervise_opts *
 		return NULL;
 	}
 	if (o->nports > SUPERVISE_MAX_PORTS) {
-		snprintf(err, errlen, "service '%s': more than %d ports", name, SUPERVISE_MAX_PORTS);
+		snprintf(err, errlen, "service '%s': more than %d ports", name,
+			 SUPERVISE_MAX_PORTS);
 		return NULL;
 	}
 	struct supervise *sv = xcalloc(1, sizeof(*sv));
@@ -619,9 +622,10 @@ int supervise_adopt(struct supervise *sv, const struct supervise_record *rec, ch
 		return -1;
 	}
 	if (st != rec->start_time) {
-		snprintf(err, errlen,
-			 "adopt '%s': pid %d started at %llu, not %llu: another process (pid reused)",
-			 sv->name, (int)rec->pid, st, rec->start_time);
+		snprintf(
+		    err, errlen,
+		    "adopt '%s': pid %d started at %llu, not %llu: another process (pid reused)",
+		    sv->name, (int)rec->pid, st, rec->start_time);
 		return -1;
 	}
 	if (getpgid(rec->pid) != rec->pgid) {

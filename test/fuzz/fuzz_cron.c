@@ -30,8 +30,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		return 0;
 	struct tm tm;
 	gmtime_r(&t, &tm);
-	if (t <= from || t % 60 || !((c.minute >> tm.tm_min) & 1) || !((c.hour >> tm.tm_hour) & 1) ||
-	    !((c.month >> (tm.tm_mon + 1)) & 1))
+	if (t <= from || t % 60 || !((c.minute >> tm.tm_min) & 1) ||
+	    !((c.hour >> tm.tm_hour) & 1) || !((c.month >> (tm.tm_mon + 1)) & 1))
 		abort();
 	return 0;
 }

@@ -42,9 +42,12 @@ static pid_t start_in(struct cgroup *cg, const char *const *argv, int out_fd)
 {
 	size_t n;
 	const int *fds = cgroup_fds(cg, &n);
-	struct spawn_opts o = { .argv = argv, .cgroup_fds = fds, .ncgroup_fds = n,
-				.out = out_fd >= 0 ? SPAWN_FD : SPAWN_NULL, .out_fd = out_fd,
-				.err = SPAWN_STDOUT };
+	struct spawn_opts o = {.argv = argv,
+			       .cgroup_fds = fds,
+			       .ncgroup_fds = n,
+			       .out = out_fd >= 0 ? SPAWN_FD : SPAWN_NULL,
+			       .out_fd = out_fd,
+			       .err = SPAWN_STDOUT};
 	struct spawn_proc p;
 	char err[256];
 	if (spawn_start(&o, &p, err, sizeof(err)) < 0)
@@ -70,7 +73,7 @@ static void rmdir_all(const char *const *dirs)
 TEST(cgroup_refuses_bad_paths_and_missing_hierarchies)
 {
 	char err[256];
-	const char *bad[] = { "", "/abs", "a/../b", "..", "a//b", "a/", "./a", NULL };
+	const char *bad[] = {"", "/abs", "a/../b", "..", "a//b", "a/", "./a", NULL};
 	for (int i = 0; bad[i]; i++) {
 		CHECK(cgroup_open(CG_ROOT, bad[i], NULL, err, sizeof(err)) == NULL);
 		CHECK(strstr(err, "not a relative path of names"));
@@ -79,7 +82,7 @@ TEST(cgroup_refuses_bad_paths_and_missing_hierarchies)
 	CHECK_INT(cgroup_detect("."), CGROUP_NONE);
 	CHECK(cgroup_open(".", "svc", NULL, err, sizeof(err)) == NULL);
 	CHECK_STR(err, "cgroup 'svc': no cgroup hierarchy under '.'");
-	struct cgroup_limits neg = { .memory = -1 };
+	struct cgroup_limits neg = {.memory = -1};
 	CHECK(cgroup_open(CG_ROOT, "svc", &neg, err, sizeof(err)) == NULL);
 	CHECK(strstr(err, "negative limit"));
 	cgroup_free(NULL);
@@ -89,8 +92,8 @@ TEST(cgroup_spawn_reports_a_failed_join)
 {
 	int ro = open("/dev/null", O_RDONLY | O_CLOEXEC);
 	CHECK(ro >= 0);
-	const char *argv[] = { "/bin/true", NULL };
-	struct spawn_opts o = { .argv = argv, .cgroup_fds = &ro, .ncgroup_fds = 1 };
+	const char *argv[] = {"/bin/true", NULL};
+	struct spawn_opts o = {.argv = argv, .cgroup_fds = &ro, .ncgroup_fds = 1};
 	struct spawn_proc p;
 	char err[256];
 	CHECK_INT(spawn_start(&o, &p, err, sizeof(err)), -1);
@@ -107,7 +110,7 @@ TEST(cgroup_v1_limits_and_join)
 	char top[64], path[96], err[512];
 	snprintf(top, sizeof(top), "dployr-test-%d", (int)getpid());
 	snprintf(path, sizeof(path), "%s/web", top);
-	struct cgroup_limits l = { .memory = 64 << 20, .cpu_millis = 500, .pids = 2 };
+	struct cgroup_limits l = {.memory = 64 << 20, .cpu_millis = 500, .pids = 2};
 	struct cgroup *cg = cgroup_open(CG_ROOT, path, &l, err, sizeof(err));
 	if (!cg)
 		harness_fail(__FILE__, __LINE__, "%s", err);
@@ -123,7 +126,7 @@ TEST(cgroup_v1_limits_and_join)
 	CHECK_STR(slurp(f), "2");
 
 	/* the child is a member before it runs anything */
-	const char *cat[] = { "/bin/cat", "/proc/self/cgroup", NULL };
+	const char *cat[] = {"/bin/cat", "/proc/self/cgroup", NULL};
 	int out = open("out", O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
 	CHECK(out >= 0);
 	CHECK(WIFEXITED(wait_for(start_in(cg, cat, out))));
@@ -134,7 +137,7 @@ TEST(cgroup_v1_limits_and_join)
 	snprintf(want, sizeof(want), ":pids:/%s\n", path);
 	CHECK(strstr(slurp("out"), want));
 
-	const char *sl[] = { "/bin/sleep", "30", NULL };
+	const char *sl[] = {"/bin/sleep", "30", NULL};
 	pid_t pid = start_in(cg, sl, -1);
 	CHECK_INT(cgroup_has(cg, pid), 1);
 	CHECK_INT(cgroup_has(cg, getpid()), 0);
@@ -145,7 +148,7 @@ TEST(cgroup_v1_limits_and_join)
 	wait_for(pid);
 
 	/* pids.max = 2: a shell cannot start three sleeps at once */
-	const char *sh[] = { "/bin/sh", "-c", "sleep 5 & sleep 5 & sleep 5 & wait; echo done", NULL };
+	const char *sh[] = {"/bin/sh", "-c", "sleep 5 & sleep 5 & sleep 5 & wait; echo done", NULL};
 	out = open("out2", O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
 	pid = start_in(cg, sh, out);
 	int st = wait_for(pid);
@@ -160,7 +163,8 @@ TEST(cgroup_v1_limits_and_join)
 		snprintf(procs, sizeof(procs), CG_ROOT "/pids/%s/cgroup.procs", path);
 		struct buf b = BUF_INIT;
 		buf_read_file(&b, procs, 4096, err, sizeof(err));
-		for (char *s = b.data; *s; s = strchr(s, '\n') ? strchr(s, '\n') + 1 : s + strlen(s))
+		for (char *s = b.data; *s;
+		     s = strchr(s, '\n') ? strchr(s, '\n') + 1 : s + strlen(s))
 			if (atoi(s) > 1)
 				kill(atoi(s), SIGKILL);
 		buf_release(&b);
@@ -171,7 +175,7 @@ TEST(cgroup_v1_limits_and_join)
 	snprintf(d1, sizeof(d1), CG_ROOT "/memory/%s", top);
 	snprintf(d2, sizeof(d2), CG_ROOT "/cpu/%s", top);
 	snprintf(d3, sizeof(d3), CG_ROOT "/pids/%s", top);
-	const char *dirs[] = { d1, d2, d3, NULL };
+	const char *dirs[] = {d1, d2, d3, NULL};
 	rmdir_all(dirs);
 	struct stat stt;
 	CHECK(stat(d1, &stt) < 0);
@@ -195,7 +199,7 @@ TEST(cgroup_v2_join_and_missing_controller)
 	if (!cg)
 		harness_fail(__FILE__, __LINE__, "%s", err);
 	CHECK_INT(cgroup_mode(cg), CGROUP_V2);
-	const char *sl[] = { "/bin/sleep", "30", NULL };
+	const char *sl[] = {"/bin/sleep", "30", NULL};
 	pid_t pid = start_in(cg, sl, -1);
 	CHECK_INT(cgroup_has(cg, pid), 1);
 	char want[128], f[64];
@@ -216,14 +220,14 @@ TEST(cgroup_v2_join_and_missing_controller)
 	struct buf c = BUF_INIT;
 	CHECK_INT(buf_read_file(&c, dir, 4096, err, sizeof(err)), 0);
 	if (!strstr(c.data, "memory")) {
-		struct cgroup_limits l = { .memory = 1 << 26 };
+		struct cgroup_limits l = {.memory = 1 << 26};
 		CHECK(cgroup_open(root, path, &l, err, sizeof(err)) == NULL);
 		CHECK(strstr(err, "controller 'memory' is not available in"));
 		snprintf(dir, sizeof(dir), "%s/%s", root, path);
 		rmdir(dir);
 	} else {
 		/* a real v2 host: the limits are written */
-		struct cgroup_limits l = { .memory = 1 << 26, .cpu_millis = 250, .pids = 8 };
+		struct cgroup_limits l = {.memory = 1 << 26, .cpu_millis = 250, .pids = 8};
 		cg = cgroup_open(root, path, &l, err, sizeof(err));
 		if (!cg)
 			harness_fail(__FILE__, __LINE__, "%s", err);

@@ -102,7 +102,7 @@ TEST(health_rejects_bad_options)
 {
 	struct loop *l = mkloop();
 	char err[256];
-	struct health_opts o = { .kind = HEALTH_HTTP, .port = 80, .path = "healthz" };
+	struct health_opts o = {.kind = HEALTH_HTTP, .port = 80, .path = "healthz"};
 	CHECK(health_new(l, &o, err, sizeof(err)) == NULL);
 	CHECK(strstr(err, "path 'healthz' must start with '/'"));
 	o.path = "/a\r\nX-Injected: 1";
@@ -116,7 +116,7 @@ TEST(health_rejects_bad_options)
 	o.kind = HEALTH_TCP;
 	o.port = 70000;
 	CHECK(health_new(l, &o, err, sizeof(err)) == NULL);
-	struct health_opts c = { .kind = HEALTH_COMMAND };
+	struct health_opts c = {.kind = HEALTH_COMMAND};
 	CHECK(health_new(l, &c, err, sizeof(err)) == NULL);
 	CHECK_STR(err, "health check: empty command");
 	c.command = "true";
@@ -137,10 +137,10 @@ static pid_t python_http(int *port)
 	*port = dead_port();
 	char ps[16];
 	snprintf(ps, sizeof(ps), "%d", *port);
-	const char *argv[] = { "/usr/bin/python3", "-m", "http.server", "--bind", "127.0.0.1",
-			       ps, NULL };
-	const char *env[] = { "PATH=/usr/bin:/bin", NULL };
-	struct spawn_opts so = { .argv = argv, .envp = env, .cwd = "www", .pgroup = SPAWN_PGROUP };
+	const char *argv[] = {"/usr/bin/python3", "-m", "http.server", "--bind",
+			      "127.0.0.1",	  ps,	NULL};
+	const char *env[] = {"PATH=/usr/bin:/bin", NULL};
+	struct spawn_opts so = {.argv = argv, .envp = env, .cwd = "www", .pgroup = SPAWN_PGROUP};
 	struct spawn_proc p;
 	char err[256];
 	if (spawn_start(&so, &p, err, sizeof(err)) < 0)
@@ -178,10 +178,10 @@ TEST(health_http_against_python_http_server)
 	struct loop *l = mkloop();
 	int port;
 	pid_t py = python_http(&port);
-	struct seen s = { 0 };
+	struct seen s = {0};
 
-	struct health_opts o = { .kind = HEALTH_HTTP, .port = port, .path = "/healthz",
-				 .retries = 2 };
+	struct health_opts o = {
+	    .kind = HEALTH_HTTP, .port = port, .path = "/healthz", .retries = 2};
 	struct health *h = mk(l, &o, &s);
 	CHECK_INT(health_status(h), HEALTH_STARTING);
 	health_start(h);
@@ -282,9 +282,9 @@ static const char *probe_once(const char *reply, int retries)
 	struct canned c;
 	int port;
 	canned_start(&c, l, reply, &port);
-	struct seen s = { 0 };
-	struct health_opts o = { .kind = HEALTH_HTTP, .port = port, .retries = retries,
-				 .timeout_ms = 200 };
+	struct seen s = {0};
+	struct health_opts o = {
+	    .kind = HEALTH_HTTP, .port = port, .retries = retries, .timeout_ms = 200};
 	struct health *h = mk(l, &o, &s);
 	health_start(h);
 	wait_probes(l, h, 1);
@@ -304,7 +304,8 @@ TEST(health_http_reads_only_the_status_line)
 	CHECK_STR(probe_once("HTTP/1.1 200\n", 1), "healthy");
 	CHECK(strstr(probe_once("HTTP/1.1 500 Oops\r\n\r\n", 1), ": status 500"));
 	CHECK(strstr(probe_once("HTTP/1.1 199 Early\r\n\r\n", 1), ": status 199"));
-	CHECK(strstr(probe_once("SSH-2.0-OpenSSH_9.2\r\n", 1), ": bad status line 'SSH-2.0-OpenSSH_9.2'"));
+	CHECK(strstr(probe_once("SSH-2.0-OpenSSH_9.2\r\n", 1),
+		     ": bad status line 'SSH-2.0-OpenSSH_9.2'"));
 	CHECK(strstr(probe_once("HTTP/1.1 2000 x\r\n", 1), "bad status line"));
 	CHECK(strstr(probe_once("HTTP/1.1 20", 1), "connection closed before the status line"));
 	CHECK(strstr(probe_once("", 1), "connection closed before the status line"));
@@ -323,9 +324,9 @@ TEST(health_http_server_that_never_answers_times_out)
 	struct canned c;
 	int port;
 	canned_start(&c, l, NULL, &port);
-	struct seen s = { 0 };
-	struct health_opts o = { .kind = HEALTH_HTTP, .port = port, .path = "/slow",
-				 .retries = 2, .timeout_ms = 100 };
+	struct seen s = {0};
+	struct health_opts o = {
+	    .kind = HEALTH_HTTP, .port = port, .path = "/slow", .retries = 2, .timeout_ms = 100};
 	struct health *h = mk(l, &o, &s);
 	health_start(h);
 	WAIT_STATUS(l, h, HEALTH_UNHEALTHY);
@@ -346,8 +347,8 @@ TEST(health_tcp_connect)
 	struct canned c;
 	int port;
 	canned_start(&c, l, "", &port);
-	struct seen s = { 0 };
-	struct health_opts o = { .kind = HEALTH_TCP, .port = port, .retries = 1 };
+	struct seen s = {0};
+	struct health_opts o = {.kind = HEALTH_TCP, .port = port, .retries = 1};
 	struct health *h = mk(l, &o, &s);
 	health_start(h);
 	WAIT_STATUS(l, h, HEALTH_HEALTHY);
@@ -370,10 +371,10 @@ TEST(health_tcp_connect)
 TEST(health_command_exit_status_and_env)
 {
 	struct loop *l = mkloop();
-	struct seen s = { 0 };
-	const char *env[] = { "WANT=yes", "PATH=/usr/bin:/bin", NULL };
-	struct health_opts o = { .kind = HEALTH_COMMAND, .command = "[ \"$WANT\" = yes ]",
-				 .envp = env, .retries = 2 };
+	struct seen s = {0};
+	const char *env[] = {"WANT=yes", "PATH=/usr/bin:/bin", NULL};
+	struct health_opts o = {
+	    .kind = HEALTH_COMMAND, .command = "[ \"$WANT\" = yes ]", .envp = env, .retries = 2};
 	struct health *h = mk(l, &o, &s);
 	health_start(h);
 	WAIT_STATUS(l, h, HEALTH_HEALTHY);
@@ -392,10 +393,12 @@ TEST(health_command_exit_status_and_env)
 TEST(health_command_timeout_kills_its_group)
 {
 	struct loop *l = mkloop();
-	struct seen s = { 0 };
-	struct health_opts o = { .kind = HEALTH_COMMAND,
-				 .command = "echo $$ > pid; sleep 30 & echo $! > bg; wait",
-				 .cwd = harness_tmpdir, .retries = 1, .timeout_ms = 150 };
+	struct seen s = {0};
+	struct health_opts o = {.kind = HEALTH_COMMAND,
+				.command = "echo $$ > pid; sleep 30 & echo $! > bg; wait",
+				.cwd = harness_tmpdir,
+				.retries = 1,
+				.timeout_ms = 150};
 	struct health *h = mk(l, &o, &s);
 	health_start(h);
 	WAIT_STATUS(l, h, HEALTH_UNHEALTHY);
@@ -437,9 +440,12 @@ TEST(health_command_timeout_kills_its_group)
 TEST(health_start_period_forgives_failures_and_recovery_is_reported)
 {
 	struct loop *l = mkloop();
-	struct seen s = { 0 };
-	struct health_opts o = { .kind = HEALTH_COMMAND, .command = "test -f ok",
-				 .cwd = harness_tmpdir, .retries = 2, .start_period_ms = 60000 };
+	struct seen s = {0};
+	struct health_opts o = {.kind = HEALTH_COMMAND,
+				.command = "test -f ok",
+				.cwd = harness_tmpdir,
+				.retries = 2,
+				.start_period_ms = 60000};
 	struct health *h = mk(l, &o, &s);
 	health_start(h);
 	wait_probes(l, h, 4);

@@ -50,8 +50,7 @@ static struct loop *mkloop(void)
 }
 
 /* Run the loop until sv is in state st (bounded: 10 s). */
-static void run_until_state(struct loop *l, struct supervise *sv, enum supervise_state st,
-			    int line)
+static void run_until_state(struct loop *l, struct supervise *sv, enum supervise_state st, int line)
 {
 	long long end = loop_now_ms() + 10000;
 	while (supervise_state(sv) != st) {
@@ -125,10 +124,10 @@ TEST(supervise_rejects_bad_options)
 {
 	struct loop *l = mkloop();
 	char err[256];
-	struct supervise_opts o = { .name = "x" };
+	struct supervise_opts o = {.name = "x"};
 	CHECK(supervise_new(l, &o, err, sizeof(err)) == NULL);
 	CHECK_STR(err, "service 'x': empty argv");
-	const char *argv[] = { "/bin/true", NULL };
+	const char *argv[] = {"/bin/true", NULL};
 	o.argv = argv;
 	o.schedule = "61 * * * *";
 	CHECK(supervise_new(l, &o, err, sizeof(err)) == NULL);
@@ -144,9 +143,9 @@ TEST(supervise_rejects_bad_options)
 TEST(supervise_job_reports_exit_status)
 {
 	struct loop *l = mkloop();
-	struct seen s = { 0 };
-	const char *fail[] = { "/bin/sh", "-c", "exit 3", NULL };
-	struct supervise_opts o = { .name = "job", .argv = fail, .restart = SUPERVISE_NEVER };
+	struct seen s = {0};
+	const char *fail[] = {"/bin/sh", "-c", "exit 3", NULL};
+	struct supervise_opts o = {.name = "job", .argv = fail, .restart = SUPERVISE_NEVER};
 	struct supervise *sv = mk(l, &o, &s);
 	CHECK_INT(supervise_state(sv), SUPERVISE_STOPPED);
 	CHECK_INT(supervise_last_status(sv), -1);
@@ -167,7 +166,7 @@ TEST(supervise_job_reports_exit_status)
 	CHECK_INT(loop_timer_count(l), 0);
 	supervise_free(sv);
 
-	const char *ok[] = { "/bin/true", NULL };
+	const char *ok[] = {"/bin/true", NULL};
 	o.argv = ok;
 	sv = mk(l, &o, &s);
 	supervise_start(sv);
@@ -185,7 +184,7 @@ TEST(supervise_job_reports_exit_status)
 TEST(supervise_exact_env_cwd_ids_rlimits_and_output_fd)
 {
 	struct loop *l = mkloop();
-	struct seen s = { 0 };
+	struct seen s = {0};
 	/* a directory the unprivileged user may enter (the test's temp dir is
 	 * private) */
 	char work[] = "/tmp/dployr-sv-XXXXXX";
@@ -193,15 +192,21 @@ TEST(supervise_exact_env_cwd_ids_rlimits_and_output_fd)
 	CHECK_INT(chmod(work, 0755), 0);
 	int out = open("out", O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
 	CHECK(out >= 0);
-	const char *argv[] = { "/bin/sh", "-c",
-			       "pwd; echo \"A=$A B=$B HOME=${HOME-unset}\"; ulimit -n; id -u; "
-			       "echo to-stderr >&2",
-			       NULL };
-	const char *env[] = { "A=1", "B=two words", "PATH=/usr/bin:/bin", NULL };
-	struct spawn_rlimit rl = { RLIMIT_NOFILE, { 77, 77 } };
-	struct supervise_opts o = { .argv = argv, .envp = env, .cwd = work,
-				    .restart = SUPERVISE_NEVER, .out = SPAWN_FD, .out_fd = out,
-				    .err = SPAWN_STDOUT, .rlimits = &rl, .nrlimits = 1 };
+	const char *argv[] = {"/bin/sh", "-c",
+			      "pwd; echo \"A=$A B=$B HOME=${HOME-unset}\"; ulimit -n; id -u; "
+			      "echo to-stderr >&2",
+			      NULL};
+	const char *env[] = {"A=1", "B=two words", "PATH=/usr/bin:/bin", NULL};
+	struct spawn_rlimit rl = {RLIMIT_NOFILE, {77, 77}};
+	struct supervise_opts o = {.argv = argv,
+				   .envp = env,
+				   .cwd = work,
+				   .restart = SUPERVISE_NEVER,
+				   .out = SPAWN_FD,
+				   .out_fd = out,
+				   .err = SPAWN_STDOUT,
+				   .rlimits = &rl,
+				   .nrlimits = 1};
 	if (geteuid() == 0) {
 		o.set_ids = 1;
 		o.uid = 65534;
@@ -223,10 +228,10 @@ TEST(supervise_exact_env_cwd_ids_rlimits_and_output_fd)
 TEST(supervise_hands_output_pipes_to_the_caller)
 {
 	struct loop *l = mkloop();
-	struct seen s = { 0 };
-	const char *argv[] = { "/bin/sh", "-c", "echo out; echo err >&2", NULL };
-	struct supervise_opts o = { .argv = argv, .restart = SUPERVISE_NEVER, .out = SPAWN_PIPE,
-				    .err = SPAWN_PIPE };
+	struct seen s = {0};
+	const char *argv[] = {"/bin/sh", "-c", "echo out; echo err >&2", NULL};
+	struct supervise_opts o = {
+	    .argv = argv, .restart = SUPERVISE_NEVER, .out = SPAWN_PIPE, .err = SPAWN_PIPE};
 	struct supervise *sv = mk(l, &o, &s);
 	supervise_start(sv);
 	CHECK(s.out_fd >= 0);
@@ -248,11 +253,13 @@ TEST(supervise_hands_output_pipes_to_the_caller)
 TEST(supervise_restart_always_backs_off_exponentially_and_stop_holds)
 {
 	struct loop *l = mkloop();
-	struct seen s = { 0 };
-	const char *argv[] = { "/bin/sh", "-c", "exit 1", NULL };
-	struct supervise_opts o = { .argv = argv, .restart = SUPERVISE_ALWAYS,
-				    .backoff_min_ms = 20, .backoff_max_ms = 80,
-				    .stable_ms = 60000 };
+	struct seen s = {0};
+	const char *argv[] = {"/bin/sh", "-c", "exit 1", NULL};
+	struct supervise_opts o = {.argv = argv,
+				   .restart = SUPERVISE_ALWAYS,
+				   .backoff_min_ms = 20,
+				   .backoff_max_ms = 80,
+				   .stable_ms = 60000};
 	struct supervise *sv = mk(l, &o, &s);
 	supervise_start(sv);
 	long long end = loop_now_ms() + 10000;
@@ -280,14 +287,14 @@ TEST(supervise_restart_always_backs_off_exponentially_and_stop_holds)
 TEST(supervise_on_failure_restarts_only_failures)
 {
 	struct loop *l = mkloop();
-	struct seen s = { 0 };
+	struct seen s = {0};
 	/* fails twice, then succeeds */
-	const char *argv[] = { "/bin/sh", "-c",
-			       "n=$(cat n 2>/dev/null || echo 0); n=$((n+1)); echo $n > n; "
-			       "[ $n -ge 3 ]",
-			       NULL };
-	struct supervise_opts o = { .argv = argv, .restart = SUPERVISE_ON_FAILURE,
-				    .backoff_min_ms = 10 };
+	const char *argv[] = {"/bin/sh", "-c",
+			      "n=$(cat n 2>/dev/null || echo 0); n=$((n+1)); echo $n > n; "
+			      "[ $n -ge 3 ]",
+			      NULL};
+	struct supervise_opts o = {
+	    .argv = argv, .restart = SUPERVISE_ON_FAILURE, .backoff_min_ms = 10};
 	struct supervise *sv = mk(l, &o, &s);
 	supervise_start(sv);
 	RUN_UNTIL(l, sv, SUPERVISE_EXITED);
@@ -302,16 +309,18 @@ TEST(supervise_on_failure_restarts_only_failures)
 TEST(supervise_backoff_resets_after_a_stable_run)
 {
 	struct loop *l = mkloop();
-	struct seen s = { 0 };
+	struct seen s = {0};
 	/* runs 1, 2: fail at once; run 3 stays up 600 ms (stable_ms 150); then
 	 * quick failures again */
-	const char *argv[] = { "/bin/sh", "-c",
-			       "n=$(cat n 2>/dev/null || echo 0); n=$((n+1)); echo $n > n; "
-			       "[ $n -eq 3 ] && sleep 0.6; exit 1",
-			       NULL };
-	struct supervise_opts o = { .argv = argv, .restart = SUPERVISE_ALWAYS,
-				    .backoff_min_ms = 20, .backoff_max_ms = 5000,
-				    .stable_ms = 150 };
+	const char *argv[] = {"/bin/sh", "-c",
+			      "n=$(cat n 2>/dev/null || echo 0); n=$((n+1)); echo $n > n; "
+			      "[ $n -eq 3 ] && sleep 0.6; exit 1",
+			      NULL};
+	struct supervise_opts o = {.argv = argv,
+				   .restart = SUPERVISE_ALWAYS,
+				   .backoff_min_ms = 20,
+				   .backoff_max_ms = 5000,
+				   .stable_ms = 150};
 	struct supervise *sv = mk(l, &o, &s);
 	supervise_start(sv);
 	long long end = loop_now_ms() + 10000;
@@ -331,13 +340,13 @@ TEST(supervise_backoff_resets_after_a_stable_run)
 TEST(supervise_stop_terms_the_group_then_kills)
 {
 	struct loop *l = mkloop();
-	struct seen s = { 0 };
+	struct seen s = {0};
 	/* ignores TERM; a background grandchild in the same group */
-	const char *argv[] = { "/bin/sh", "-c",
-			       "trap '' TERM; sleep 30 & echo $! > gc; echo ready > r; "
-			       "while :; do sleep 0.05; done",
-			       NULL };
-	struct supervise_opts o = { .argv = argv, .stop_grace_ms = 200 };
+	const char *argv[] = {"/bin/sh", "-c",
+			      "trap '' TERM; sleep 30 & echo $! > gc; echo ready > r; "
+			      "while :; do sleep 0.05; done",
+			      NULL};
+	struct supervise_opts o = {.argv = argv, .stop_grace_ms = 200};
 	struct supervise *sv = mk(l, &o, &s);
 	supervise_start(sv);
 	run_until_file(l, "r");
@@ -358,8 +367,8 @@ TEST(supervise_stop_terms_the_group_then_kills)
 	CHECK_INT(s.states[s.nstates - 1], SUPERVISE_STOPPED);
 
 	/* a polite service: TERM is enough */
-	const char *sl[] = { "/bin/sleep", "30", NULL };
-	struct supervise_opts o2 = { .argv = sl, .stop_grace_ms = 10000 };
+	const char *sl[] = {"/bin/sleep", "30", NULL};
+	struct supervise_opts o2 = {.argv = sl, .stop_grace_ms = 10000};
 	struct supervise *sv2 = mk(l, &o2, &s);
 	supervise_start(sv2);
 	supervise_stop(sv2);
@@ -375,9 +384,9 @@ TEST(supervise_stop_terms_the_group_then_kills)
 TEST(supervise_leader_exit_takes_its_group)
 {
 	struct loop *l = mkloop();
-	struct seen s = { 0 };
-	const char *argv[] = { "/bin/sh", "-c", "sleep 30 & echo $! > gc; exit 0", NULL };
-	struct supervise_opts o = { .argv = argv, .restart = SUPERVISE_NEVER };
+	struct seen s = {0};
+	const char *argv[] = {"/bin/sh", "-c", "sleep 30 & echo $! > gc; exit 0", NULL};
+	struct supervise_opts o = {.argv = argv, .restart = SUPERVISE_NEVER};
 	struct supervise *sv = mk(l, &o, &s);
 	supervise_start(sv);
 	RUN_UNTIL(l, sv, SUPERVISE_EXITED);
@@ -391,10 +400,10 @@ TEST(supervise_leader_exit_takes_its_group)
 TEST(supervise_job_deadline_fails_the_run)
 {
 	struct loop *l = mkloop();
-	struct seen s = { 0 };
-	const char *argv[] = { "/bin/sleep", "30", NULL };
-	struct supervise_opts o = { .argv = argv, .restart = SUPERVISE_NEVER, .timeout_ms = 100,
-				    .stop_grace_ms = 5000 };
+	struct seen s = {0};
+	const char *argv[] = {"/bin/sleep", "30", NULL};
+	struct supervise_opts o = {
+	    .argv = argv, .restart = SUPERVISE_NEVER, .timeout_ms = 100, .stop_grace_ms = 5000};
 	struct supervise *sv = mk(l, &o, &s);
 	supervise_start(sv);
 	RUN_UNTIL(l, sv, SUPERVISE_FAILED);
@@ -408,9 +417,9 @@ TEST(supervise_job_deadline_fails_the_run)
 TEST(supervise_start_failure_counts_as_a_failed_run)
 {
 	struct loop *l = mkloop();
-	struct seen s = { 0 };
-	const char *argv[] = { "/nonexistent/prog", NULL };
-	struct supervise_opts o = { .name = "ghost", .argv = argv, .restart = SUPERVISE_NEVER };
+	struct seen s = {0};
+	const char *argv[] = {"/nonexistent/prog", NULL};
+	struct supervise_opts o = {.name = "ghost", .argv = argv, .restart = SUPERVISE_NEVER};
 	struct supervise *sv = mk(l, &o, &s);
 	supervise_start(sv);
 	CHECK_INT(supervise_state(sv), SUPERVISE_FAILED);
@@ -436,10 +445,10 @@ TEST(supervise_scheduled_job_waits_runs_and_skips_overlaps)
 	setenv("TZ", "UTC0", 1);
 	tzset();
 	struct loop *l = mkloop();
-	struct seen s = { 0 };
-	const char *argv[] = { "/bin/sh", "-c", "echo run >> runs; sleep 0.3", NULL };
-	struct supervise_opts o = { .argv = argv, .schedule = "0 3 * * *",
-				    .restart = SUPERVISE_NEVER };
+	struct seen s = {0};
+	const char *argv[] = {"/bin/sh", "-c", "echo run >> runs; sleep 0.3", NULL};
+	struct supervise_opts o = {
+	    .argv = argv, .schedule = "0 3 * * *", .restart = SUPERVISE_NEVER};
 	struct supervise *sv = mk(l, &o, &s);
 	supervise_start(sv);
 	CHECK_INT(supervise_state(sv), SUPERVISE_WAITING);
@@ -477,8 +486,8 @@ static pid_t orphan(void)
 	pid_t h = fork();
 	CHECK(h >= 0);
 	if (h == 0) {
-		const char *argv[] = { "/bin/sleep", "30", NULL };
-		struct spawn_opts so = { .argv = argv, .pgroup = SPAWN_PGROUP };
+		const char *argv[] = {"/bin/sleep", "30", NULL};
+		struct spawn_opts so = {.argv = argv, .pgroup = SPAWN_PGROUP};
 		struct spawn_proc sp;
 		char err[256];
 		pid_t pid = spawn_start(&so, &sp, err, sizeof(err)) < 0 ? -1 : sp.pid;
@@ -498,13 +507,13 @@ static pid_t orphan(void)
 TEST(supervise_adopts_by_pid_and_start_time)
 {
 	struct loop *l = mkloop();
-	struct seen s = { 0 };
-	const char *argv[] = { "/bin/sleep", "30", NULL };
-	struct supervise_opts o = { .name = "web", .argv = argv, .restart = SUPERVISE_NEVER,
-				    .stop_grace_ms = 5000 };
+	struct seen s = {0};
+	const char *argv[] = {"/bin/sleep", "30", NULL};
+	struct supervise_opts o = {
+	    .name = "web", .argv = argv, .restart = SUPERVISE_NEVER, .stop_grace_ms = 5000};
 	struct supervise *sv = mk(l, &o, &s);
 	pid_t pid = orphan();
-	struct supervise_record rec = { .pid = pid, .pgid = pid, .ports = { 8080 }, .nports = 1 };
+	struct supervise_record rec = {.pid = pid, .pgid = pid, .ports = {8080}, .nports = 1};
 	CHECK_INT(supervise_proc_start_time(pid, &rec.start_time), 0);
 	char err[256];
 
@@ -552,6 +561,46 @@ TEST(supervise_adopts_by_pid_and_start_time)
 	loop_free(l);
 }
 
+/* Without pidfds (the loop's SIGCHLD path): our children through SIGCHLD,
+ * adopted ones by polling /proc. */
+TEST(supervise_works_without_pidfds)
+{
+	char err[256];
+	struct loop *l = loop_new(LOOP_NO_PIDFD, err, sizeof(err));
+	CHECK(l != NULL);
+	log_set_level(LOG_LVL_WARN);
+	CHECK_INT(loop_child_uses_pidfd(l), 0);
+	struct seen s = {0};
+	const char *argv[] = {"/bin/sh", "-c", "exit 2", NULL};
+	struct supervise_opts o = {
+	    .argv = argv, .restart = SUPERVISE_ON_FAILURE, .backoff_min_ms = 10};
+	struct supervise *sv = mk(l, &o, &s);
+	supervise_start(sv);
+	long long end = loop_now_ms() + 10000;
+	while (supervise_restarts(sv) < 2 && loop_now_ms() < end)
+		loop_run_once(l, 50);
+	CHECK(supervise_restarts(sv) >= 2);
+	supervise_stop(sv);
+	RUN_UNTIL(l, sv, SUPERVISE_STOPPED);
+	CHECK(supervise_runs(sv) >= 3);
+	supervise_free(sv);
+
+	const char *sl[] = {"/bin/sleep", "30", NULL};
+	struct supervise_opts o2 = {.argv = sl, .restart = SUPERVISE_NEVER};
+	sv = mk(l, &o2, &s);
+	pid_t pid = orphan();
+	struct supervise_record rec = {.pid = pid, .pgid = pid};
+	CHECK_INT(supervise_proc_start_time(pid, &rec.start_time), 0);
+	CHECK_INT(supervise_adopt(sv, &rec, err, sizeof(err)), 0);
+	CHECK_INT(loop_timer_count(l), 1); /* the poll */
+	kill(pid, SIGKILL);
+	RUN_UNTIL(l, sv, SUPERVISE_FAILED);
+	CHECK_INT(supervise_last_status(sv), -1);
+	CHECK_INT(loop_timer_count(l), 0);
+	supervise_free(sv);
+	loop_free(l);
+}
+
 TEST(supervise_proc_start_time_reads_field_22)
 {
 	unsigned long long a, b;
@@ -565,8 +614,8 @@ TEST(supervise_proc_start_time_reads_field_22)
 	CHECK_INT(supervise_proc_start_time(0x3fffffff, &a), -1);
 	/* a command name with spaces and ')' does not shift the fields */
 	CHECK_INT(symlink("/bin/sleep", "a) 1 2 3"), 0);
-	const char *argv[] = { "./a) 1 2 3", "30", NULL };
-	struct spawn_opts so = { .argv = argv };
+	const char *argv[] = {"./a) 1 2 3", "30", NULL};
+	struct spawn_opts so = {.argv = argv};
 	struct spawn_proc p;
 	char err[256], path[64];
 	CHECK_INT(spawn_start(&so, &p, err, sizeof(err)), 0);
@@ -589,14 +638,18 @@ TEST(supervise_places_the_service_in_its_cgroup)
 		return;
 	}
 	struct loop *l = mkloop();
-	struct seen s = { 0 };
+	struct seen s = {0};
 	char path[96];
 	snprintf(path, sizeof(path), "dployr-test-%d/svc", (int)getpid());
 	int out = open("out", O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-	const char *argv[] = { "/bin/cat", "/proc/self/cgroup", NULL };
-	struct supervise_opts o = { .argv = argv, .restart = SUPERVISE_NEVER, .out = SPAWN_FD,
-				    .out_fd = out, .cgroup_root = "/sys/fs/cgroup",
-				    .cgroup_path = path, .limits = { .pids = 64 } };
+	const char *argv[] = {"/bin/cat", "/proc/self/cgroup", NULL};
+	struct supervise_opts o = {.argv = argv,
+				   .restart = SUPERVISE_NEVER,
+				   .out = SPAWN_FD,
+				   .out_fd = out,
+				   .cgroup_root = "/sys/fs/cgroup",
+				   .cgroup_path = path,
+				   .limits = {.pids = 64}};
 	struct supervise *sv = mk(l, &o, &s);
 	supervise_start(sv);
 	RUN_UNTIL(l, sv, SUPERVISE_EXITED);
@@ -611,7 +664,7 @@ TEST(supervise_places_the_service_in_its_cgroup)
 	CHECK(cg != NULL);
 	CHECK_INT(cgroup_remove(cg, err, sizeof(err)), 0);
 	cgroup_free(cg);
-	const char *h[] = { "memory", "cpu", "pids", "" };
+	const char *h[] = {"memory", "cpu", "pids", ""};
 	for (int i = 0; i < 4; i++) {
 		char d[160];
 		snprintf(d, sizeof(d), "/sys/fs/cgroup/%s%sdployr-test-%d", h[i], *h[i] ? "/" : "",
