@@ -166,6 +166,12 @@ time_t supervise_next_run(const struct supervise *sv);
  * pipe). The caller owns and closes them. */
 void supervise_take_output(struct supervise *sv, int *out_fd, int *err_fd);
 
+/* Remove the service's cgroup (when it has one and nothing runs): the
+ * last step of removing a service or an old release. 0 when there is
+ * nothing to remove; -1 with the reason in err (EBUSY while processes
+ * remain). */
+int supervise_remove_cgroup(struct supervise *sv, char *err, size_t errlen);
+
 /* Start time of pid (field 22 of /proc/PID/stat), 0 on success; -1 if the
  * process does not exist or is a zombie. */
 int supervise_proc_start_time(pid_t pid, unsigned long long *start);

@@ -705,6 +705,28 @@ time_t supervise_next_run(const struct supervise *sv)
 	return sv->next_run;
 }
 
+int supervise_remove_cgroup(struct supervise *sv, char *err, size_t errlen)
+{
+	if (sv->pid > 0) {
+		snprintf(err, errlen, "service '%s': remove cgroup: still %s", sv->name,
+			 sv_state_names[sv->state]);
+		errno = EBUSY;
+		return -1;
+	}
+	if (!sv->cg && sv->cgroup_root) {
+		/* not opened by this agent (e.g. after a restart): find it */
+		sv->cg = cgroup_open(sv->cgroup_root, sv->cgroup_path, NULL, err, errlen);
+		if (!sv->cg)
+			return -1;
+	}
+	if (!sv->cg)
+		return 0;
+	int rc = cgroup_remove(sv->cg, err, errlen);
+	cgroup_free(sv->cg);
+	sv->cg = NULL;
+	return rc;
+}
+
 void supervise_take_output(struct supervise *sv, int *out_fd, int *err_fd)
 {
 	if (out_fd)

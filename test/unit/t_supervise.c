@@ -181,6 +181,32 @@ TEST(supervise_job_reports_exit_status)
 	loop_free(l);
 }
 
+TEST(supervise_logs_every_transition_at_debug_level)
+{
+	struct loop *l = mkloop();
+	char err[256];
+	log_set_level(LOG_LVL_DEBUG);
+	log_set_stderr(0);
+	CHECK_INT(log_open_file("log.json", err, sizeof(err)), 0);
+	struct seen s = {0};
+	const char *argv[] = {"/bin/true", NULL};
+	struct supervise_opts o = {.name = "tx", .argv = argv, .restart = SUPERVISE_NEVER};
+	struct supervise *sv = mk(l, &o, &s);
+	supervise_start(sv);
+	RUN_UNTIL(l, sv, SUPERVISE_EXITED);
+	supervise_stop(sv); /* nothing to do: logged as ignored */
+	log_close();
+	const char *t = slurp("log.json");
+	CHECK(strstr(t, "\"level\":\"debug\","));
+	CHECK(strstr(t, "\"msg\":\"transition\",\"service\":\"tx\",\"from\":\"stopped\","
+			"\"event\":\"start\",\"to\":\"running\""));
+	CHECK(strstr(t, "\"from\":\"running\",\"event\":\"exit\",\"to\":\"exited\""));
+	CHECK(strstr(t, "\"msg\":\"event ignored\",\"service\":\"tx\",\"state\":\"exited\","
+			"\"event\":\"stop\""));
+	supervise_free(sv);
+	loop_free(l);
+}
+
 TEST(supervise_exact_env_cwd_ids_rlimits_and_output_fd)
 {
 	struct loop *l = mkloop();
@@ -657,19 +683,21 @@ TEST(supervise_places_the_service_in_its_cgroup)
 	char want[128];
 	snprintf(want, sizeof(want), "/%s\n", path);
 	CHECK(strstr(slurp("out"), want));
-	supervise_free(sv);
-	/* clean up: the group and its parent, in every hierarchy */
 	char err[256];
-	struct cgroup *cg = cgroup_open("/sys/fs/cgroup", path, NULL, err, sizeof(err));
-	CHECK(cg != NULL);
-	CHECK_INT(cgroup_remove(cg, err, sizeof(err)), 0);
-	cgroup_free(cg);
+	CHECK_INT(supervise_remove_cgroup(sv, err, sizeof(err)), 0);
+	struct stat st;
+	char d[160];
+	snprintf(d, sizeof(d), "/sys/fs/cgroup/pids/%s", path);
+	if (cgroup_detect("/sys/fs/cgroup") == CGROUP_V1)
+		CHECK(stat(d, &st) < 0);
+	supervise_free(sv);
+	/* clean up the parent in every hierarchy */
 	const char *h[] = {"memory", "cpu", "pids", ""};
 	for (int i = 0; i < 4; i++) {
-		char d[160];
-		snprintf(d, sizeof(d), "/sys/fs/cgroup/%s%sdployr-test-%d", h[i], *h[i] ? "/" : "",
-			 (int)getpid());
-		rmdir(d);
+		char dir[160];
+		snprintf(dir, sizeof(dir), "/sys/fs/cgroup/%s%sdployr-test-%d", h[i],
+			 *h[i] ? "/" : "", (int)getpid());
+		rmdir(dir);
 	}
 	loop_free(l);
 }
