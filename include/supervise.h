@@ -43,7 +43,10 @@
  * status is unknown (-1), which counts as a failure.
  *
  * supervise_free() forgets the service but leaves it running: an agent that
- * exits or upgrades re-adopts its services instead of restarting them.
+ * exits or upgrades re-adopts its services instead of restarting them. So
+ * a service meant to outlive the agent writes its output to files or FIFOs
+ * (SPAWN_FD) that the next agent can reopen, not to SPAWN_PIPE pipes, whose
+ * read ends die with the agent (the service would then get SIGPIPE/EPIPE).
  */
 #ifndef DPLOYR_SUPERVISE_H
 #define DPLOYR_SUPERVISE_H
