@@ -32,6 +32,7 @@ enum spawn_stage {
 	SPAWN_ST_GID,
 	SPAWN_ST_UID,
 	SPAWN_ST_CHDIR,
+	SPAWN_ST_CGROUP,
 };
 
 struct spawn_report {
@@ -187,6 +188,15 @@ __attribute__((noreturn)) static void spawn_child(struct spawn_child *c)
 	for (int s = 1; s < SPAWN_NSIG; s++)
 		spawn_default_signal(s);
 
+	for (size_t i = 0; i < o->ncgroup_fds; i++) {
+		ssize_t w;
+		do
+			w = write(o->cgroup_fds[i], "0", 1);
+		while (w < 0 && errno == EINTR);
+		if (w != 1)
+			spawn_report(c->errfd, SPAWN_ST_CGROUP, w < 0 ? errno : EIO, (int)i);
+	}
+
 	if (o->pgroup == SPAWN_PGROUP && setpgid(0, 0) < 0)
 		spawn_report(c->errfd, SPAWN_ST_PGROUP, errno, 0);
 	if (o->pgroup == SPAWN_SETSID && setsid() < 0)
@@ -283,6 +293,9 @@ static void spawn_describe(const struct spawn_opts *o, const struct spawn_report
 		break;
 	case SPAWN_ST_UID:
 		buf_printf(&b, "setuid %u: ", (unsigned)o->uid);
+		break;
+	case SPAWN_ST_CGROUP:
+		buf_puts(&b, "join cgroup: ");
 		break;
 	case SPAWN_ST_CHDIR:
 		buf_puts(&b, "chdir '");
