@@ -49,7 +49,7 @@
  * loop_fd_pending(); want-read/want-write are honoured in every direction.
  * Output is plaintext queued in the conn and written as the socket allows.
  *
- * Memory: sizeof(struct conn) is about 240 bytes plus the TLS state (about
+ * Memory: sizeof(struct conn) is 264 bytes (x86-64) plus the TLS state (about
  * 37 KiB, tls.h) and, while in HTTP mode, the HTTP parser (freed after an
  * upgrade). Input and output buffers are released whenever they empty.
  */
@@ -162,6 +162,9 @@ int conn_upgrade(struct conn *c);
 
 /* --- both sides -------------------------------------------------------------- */
 
+/* The HTTP parser's limits (http.h: 1 MiB body, 32 KiB head), to adjust
+ * before the first message; NULL after an upgrade. */
+struct http_limits *conn_http_limits(struct conn *c);
 /* Replace handlers and arg. */
 void conn_set_handlers(struct conn *c, const struct conn_handlers *h, void *arg);
 void *conn_arg(const struct conn *c);

@@ -105,6 +105,7 @@ static void srv_request(struct conn *c, void *arg, struct http_parser *req)
 		snprintf(json, sizeof(json), "{\"n\":%d,\"cn\":\"%s\"}", s->nreq, s->cn);
 		CHECK_INT(conn_reply_json(c, 200, json), 0);
 		CHECK_INT(conn_reply_json(c, 200, json), -1); /* answered already */
+		CHECK_STR(http_path(req), "/hello");           /* still readable */
 	} else if (!strcmp(path, "/echo")) {
 		size_t n;
 		const char *b = http_body(req, &n);
@@ -580,6 +581,15 @@ TEST(close_and_free_from_inside_callbacks)
 	CHECK_INT(d.close_code, WS_ABNORMAL);
 	CHECK_INT(s.nmsg, 1);
 	CHECK_INT(s.nclose, 0);
+	/* an upgrade the server answers with 404: the reason says so */
+	struct cli f;
+	cli_connect(&f, loop, &s, ct, "localhost");
+	CHECK_INT(conn_ws_connect(f.c, "/nowhere", NULL), 0);
+	RUN_UNTIL(loop, f.nclose == 1);
+	CHECK_INT(f.nup, 0);
+	CHECK_STR(f.close_reason,
+		  "websocket upgrade refused: 404 Not Found: {\"error\":\"not found\"}");
+	cli_release(&f);
 	/* client side: free inside its own response handler is covered by
 	 * conn_request_sync; a client freed before connecting is fine too */
 	char err[256];
@@ -746,5 +756,52 @@ TEST(sync_request_and_pinned_ca_fetch)
 	CHECK(strstr(err, "refused") != NULL);
 	buf_release(&body);
 	tls_config_free(ct);
+	certs_free(&k);
+}
+
+/* Server and client on separate loops, so the client's bytes all sit in
+ * the server's socket before the server reads: 7 full TLS records (one
+ * 114674-byte message, 14 bytes of frame header). The server's read budget
+ * ends in the middle of the seventh record with the socket empty: only
+ * the loop_fd_pending mark gets the rest read. */
+TEST(tls_pending_data_is_read_without_new_socket_input)
+{
+	struct certs k;
+	certs_make(&k);
+	struct loop *ls = new_loop(), *lc = new_loop();
+	struct tls_config *st = server_cfg(&k, 0), *ct = client_cfg(&k, 0);
+	struct srv s = { 0 };
+	srv_start(&s, ls, st, NULL);
+	struct cli c;
+	cli_connect(&c, lc, &s, ct, "localhost");
+	CHECK_INT(conn_ws_connect(c.c, "/ws", NULL), 0);
+	long long until = loop_now_ms() + 10000;
+	while (!c.nup) {
+		CHECK(loop_now_ms() < until);
+		loop_run_once(ls, 5);
+		loop_run_once(lc, 5);
+	}
+	size_t n = 7 * 16384 - 14;
+	char *big = xmalloc(n);
+	memset(big, 'p', n);
+	CHECK_INT(conn_ws_send(c.c, WS_BINARY, big, n), 0);
+	RUN_UNTIL(lc, conn_ws_queued(c.c) == 0);
+	RUN_UNTIL(ls, s.nmsg == 1);
+	while (c.nmsg < 1) {
+		CHECK(loop_now_ms() < until);
+		loop_run_once(ls, 5);
+		loop_run_once(lc, 5);
+	}
+	CHECK_INT(c.msg.len, n);
+	conn_free(c.c);
+	listener_free(s.l);
+	tls_config_free(st);
+	tls_config_free(ct);
+	drain_loop(ls);
+	drain_loop(lc);
+	loop_free(ls);
+	loop_free(lc);
+	free(big);
+	cli_release(&c);
 	certs_free(&k);
 }
