@@ -17,8 +17,11 @@
  *   request   server: a whole request; answer with conn_reply*() or
  *             conn_upgrade(), now or later (no further request is read
  *             until then; pipelined requests are served in order). The
- *             parser stays valid until the answer.
- *   response  client: the whole response to conn_request().
+ *             parser (also conn_current_request) stays valid until the
+ *             handler that answers has returned.
+ *   response  client: the whole response to conn_request() (the parser
+ *             is valid during the call; a new conn_request may be made
+ *             from it).
  *   upgraded  client: the 101 to conn_ws_connect() was verified.
  *   message, pong, drain: WebSocket (ws.h). drain: everything queued was
  *             handed to TLS after conn_ws_send() had been refused with

@@ -442,6 +442,8 @@ static void process_in(struct conn *c)
 		feed_ws(c, b.data, b.len);
 		buf_release(&b);
 	}
+	if (!c->in.len && c->in.cap)
+		buf_release(&c->in); /* idle connections hold no buffer */
 }
 
 static void input(struct conn *c, const char *data, size_t n)
@@ -630,11 +632,12 @@ static void do_ending(struct conn *c)
 static void do_linger(struct conn *c)
 {
 	if (c->linger_phase == 0) {
-		if (flush(c) < 0 || c->out.len) {
-			if (c->state != S_LINGER)
-				c->state = S_DEAD;
+		if (flush(c) < 0) {
+			c->state = S_DEAD;
 			return;
 		}
+		if (c->out.len)
+			return;
 		c->linger_phase = 1;
 	}
 	if (c->linger_phase == 1) {
@@ -1318,15 +1321,17 @@ int conn_request_sync(const struct net_addr *addr, struct tls_config *tls, const
 		snprintf(err, errlen, "%s %s: %s", method, target, m);
 		return -1;
 	}
+	const char *scheme = tls ? "https" : "http";
 	s.c = conn_connect(loop, addr, tls, server_name, timeout_ms, &sync_h, &s, m, sizeof(m));
 	if (!s.c) {
-		snprintf(err, errlen, "%s https://%s%s: %s", method, text, target, m);
+		snprintf(err, errlen, "%s %s://%s%s: %s", method, scheme, text, target, m);
 		loop_free(loop);
 		return -1;
 	}
 	s.c->freed_flag = &s.freed;
 	if (conn_request(s.c, method, target, headers, req_body, req_len) < 0) {
-		snprintf(err, errlen, "%s %s: %s", method, target, conn_error(s.c));
+		snprintf(err, errlen, "%s %s://%s%s: %s", method, scheme, text, target,
+			 conn_error(s.c));
 		conn_free(s.c);
 		loop_free(loop);
 		return -1;
@@ -1345,7 +1350,7 @@ int conn_request_sync(const struct net_addr *addr, struct tls_config *tls, const
 	loop_timer_cancel(loop, t);
 	loop_free(loop);
 	if (s.done != 1) {
-		snprintf(err, errlen, "%s %s%s: %s", method, text, target, m);
+		snprintf(err, errlen, "%s %s://%s%s: %s", method, scheme, text, target, m);
 		return -1;
 	}
 	*status = s.status;

@@ -173,7 +173,7 @@ static void srv_start(struct srv *s, struct loop *loop, struct tls_config *tls,
 
 struct cli {
 	struct conn *c;
-	int nready, nresp, status, nup, nmsg, nclose, close_code, ndrain;
+	int nready, nresp, status, nup, nmsg, nclose, close_code, ndrain, npong;
 	int last_type;
 	struct buf body, msg;
 	char close_reason[300];
@@ -215,6 +215,14 @@ static void cli_message(struct conn *c, void *arg, enum ws_type type, const void
 	buf_add(&k->msg, data, len);
 }
 
+static void cli_pong(struct conn *c, void *arg, uint64_t rtt_us)
+{
+	(void)c;
+	(void)rtt_us;
+	struct cli *k = arg;
+	k->npong++;
+}
+
 static void cli_drain(struct conn *c, void *arg)
 {
 	(void)c;
@@ -237,6 +245,7 @@ static const struct conn_handlers cli_h = {
 	.response = cli_response,
 	.upgraded = cli_upgraded,
 	.message = cli_message,
+	.pong = cli_pong,
 	.drain = cli_drain,
 	.close = cli_close,
 };
@@ -427,6 +436,7 @@ TEST(websocket_echo_text_binary_and_200k)
 	CHECK(strstr(conn_error(c.c), "write queue full") != NULL);
 	RUN_UNTIL(loop, c.ndrain >= 1);
 	CHECK_INT(conn_ws_ping(c.c), 0);
+	RUN_UNTIL(loop, c.npong == 1);
 	/* orderly close: both sides learn the code */
 	CHECK_INT(conn_ws_close(c.c, 1000, "bye"), 0);
 	RUN_UNTIL(loop, c.nclose == 1 && s.nclose == 1);
@@ -673,6 +683,25 @@ TEST(plain_pipelined_requests_answered_in_order)
 		loop_run_once(loop, 50);
 	}
 	CHECK(strncmp(got.data, "HTTP/1.1 400 ", 13) == 0);
+	close(fd);
+	/* a body over the limit: 413 and close */
+	buf_reset(&got);
+	fd = net_connect(&s.addr, err, sizeof(err));
+	const char *huge = "POST /echo HTTP/1.1\r\nHost: x\r\nContent-Length: 2000000\r\n\r\n";
+	RUN_UNTIL(loop, listener_accepted(s.l) == 3);
+	CHECK_INT(write(fd, huge, strlen(huge)), (long long)strlen(huge));
+	for (;;) {
+		char b[4096];
+		ssize_t r = read(fd, b, sizeof(b));
+		if (r == 0)
+			break;
+		if (r > 0)
+			buf_add(&got, b, (size_t)r);
+		CHECK(loop_now_ms() < until);
+		loop_run_once(loop, 50);
+	}
+	CHECK(strncmp(got.data, "HTTP/1.1 413 ", 13) == 0);
+	CHECK(strstr(got.data, "Connection: close") != NULL);
 	close(fd);
 	buf_release(&got);
 	listener_free(s.l);
