@@ -834,3 +834,61 @@ TEST(tls_pending_data_is_read_without_new_socket_input)
 	cli_release(&c);
 	certs_free(&k);
 }
+
+/* Run argv, capturing standard output; returns the exit status. */
+static int run_capture(char *const argv[], struct buf *out)
+{
+	int p[2];
+	CHECK_INT(pipe(p), 0);
+	pid_t pid = fork();
+	CHECK(pid >= 0);
+	if (pid == 0) {
+		dup2(p[1], 1);
+		close(p[0]);
+		close(p[1]);
+		execv(argv[0], argv);
+		_exit(127);
+	}
+	close(p[1]);
+	CHECK_INT(buf_read_fd(out, p[0], 1 << 20), 0);
+	close(p[0]);
+	int st;
+	CHECK_INT(waitpid(pid, &st, 0), pid);
+	return WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
+}
+
+/* A real client: curl verifies our chain and name, reuses the connection
+ * for two requests and posts a body. */
+TEST(curl_talks_to_the_server)
+{
+	if (access("/usr/bin/curl", X_OK) != 0)
+		return; /* curl is not installed: nothing to compare with */
+	struct certs k;
+	certs_make(&k);
+	char err[256];
+	CHECK_INT(pki_write_file("ca.pem", k.ca, 0644, err, sizeof(err)), 0);
+	struct net_addr addr;
+	pid_t pid = fork_server(&k, &addr);
+	char url[100], url2[100], url3[100];
+	snprintf(url, sizeof(url), "https://127.0.0.1:%d/hello", net_addr_port(&addr));
+	snprintf(url2, sizeof(url2), "https://localhost:%d/hello", net_addr_port(&addr));
+	snprintf(url3, sizeof(url3), "https://127.0.0.1:%d/echo", net_addr_port(&addr));
+	struct buf out = BUF_INIT;
+	char *a1[] = { "/usr/bin/curl", "-sS", "--cacert", "ca.pem", url, url, NULL };
+	CHECK_INT(run_capture(a1, &out), 0);
+	CHECK_STR(out.data, "{\"n\":1,\"cn\":\"\"}{\"n\":2,\"cn\":\"\"}");
+	buf_reset(&out);
+	char *a2[] = { "/usr/bin/curl", "-sS", "--cacert", "ca.pem", "--data-binary", "hello body",
+		       url3, NULL };
+	CHECK_INT(run_capture(a2, &out), 0);
+	CHECK_STR(out.data, "hello body");
+	buf_reset(&out);
+	char *a3[] = { "/usr/bin/curl", "-sS", "-o", "/dev/null", "-w", "%{http_code}",
+		       "--cacert", "ca.pem", url2, NULL };
+	CHECK_INT(run_capture(a3, &out), 0);
+	CHECK_STR(out.data, "200");
+	kill(pid, SIGKILL);
+	waitpid(pid, NULL, 0);
+	buf_release(&out);
+	certs_free(&k);
+}
