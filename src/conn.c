@@ -611,6 +611,10 @@ static void do_open(struct conn *c)
 		end(c, 0, 0, "%s", c->end_reason ? c->end_reason : "connection closed after reply");
 		return;
 	}
+	/* Parsing stopped while the reply backed up, and the last flush
+	 * drained it: nothing on the socket may come to resume it. */
+	if (c->in.len && c->mode == M_HTTP && reading(c))
+		wake(c);
 	int p = c->tls && reading(c) && tls_pending(c->tls) > 0;
 	if (p != c->pending) {
 		loop_fd_pending(c->loop, c->fd, p);

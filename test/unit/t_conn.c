@@ -111,6 +111,11 @@ static void srv_request(struct conn *c, void *arg, struct http_parser *req)
 		const char *b = http_body(req, &n);
 		const char *h[] = { "X-Method", http_method(req), NULL };
 		CHECK_INT(conn_reply(c, 200, h, "application/octet-stream", b, n), 0);
+	} else if (!strcmp(path, "/big")) {
+		char *b = xmalloc(1024 * 1024);
+		memset(b, 'b', 1024 * 1024);
+		CHECK_INT(conn_reply(c, 200, NULL, "text/plain", b, 1024 * 1024), 0);
+		free(b);
 	} else if (!strcmp(path, "/v1/ca")) {
 		CHECK_INT(conn_reply(c, 200, NULL, "text/plain", s->ca_pem, strlen(s->ca_pem)), 0);
 	} else if (!strcmp(path, "/ws")) {
@@ -891,4 +896,49 @@ TEST(curl_talks_to_the_server)
 	waitpid(pid, NULL, 0);
 	buf_release(&out);
 	certs_free(&k);
+}
+
+/* Pipelined requests whose answers back up: the server stops parsing while
+ * its output is full and resumes as the client reads. */
+TEST(pipelined_big_replies_resume_after_backpressure)
+{
+	struct loop *loop = new_loop();
+	struct srv s = { 0 };
+	srv_start(&s, loop, NULL, NULL);
+	char err[256];
+	int fd = net_connect(&s.addr, err, sizeof(err));
+	CHECK(fd >= 0);
+	RUN_UNTIL(loop, listener_accepted(s.l) == 1);
+	struct buf req = BUF_INIT;
+	for (int i = 0; i < 19; i++)
+		buf_puts(&req, "GET /big HTTP/1.1\r\nHost: x\r\n\r\n");
+	buf_puts(&req, "GET /big HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
+	CHECK_INT(write(fd, req.data, req.len), (long long)req.len);
+	/* let the server fill the socket before anyone reads */
+	for (int i = 0; i < 20; i++)
+		loop_run_once(loop, 10);
+	CHECK(s.nreq < 20);
+	struct buf got = BUF_INIT;
+	long long until = loop_now_ms() + 10000;
+	for (;;) {
+		char b[65536];
+		ssize_t r = read(fd, b, sizeof(b));
+		if (r == 0)
+			break;
+		if (r > 0)
+			buf_add(&got, b, (size_t)r);
+		CHECK(loop_now_ms() < until);
+		loop_run_once(loop, 10);
+	}
+	CHECK_INT(s.nreq, 20);
+	int n = 0;
+	for (const char *p = got.data; (p = strstr(p, "HTTP/1.1 200 OK")); p++)
+		n++;
+	CHECK_INT(n, 20);
+	close(fd);
+	buf_release(&req);
+	buf_release(&got);
+	listener_free(s.l);
+	drain_loop(loop);
+	loop_free(loop);
 }
