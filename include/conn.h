@@ -52,6 +52,25 @@
  * loop_fd_pending(); want-read/want-write are honoured in every direction.
  * Output is plaintext queued in the conn and written as the socket allows.
  *
+ * A server, in outline (error handling left out):
+ *
+ *   static void on_request(struct conn *c, void *arg, struct http_parser *req)
+ *   {
+ *           if (!strcmp(http_path(req), "/v1/agent"))
+ *                   conn_upgrade(c);          // then on_message for frames
+ *           else
+ *                   conn_reply_json(c, 200, "{\"ok\":true}");
+ *   }
+ *   static const struct conn_handlers h = { .ready = on_ready,
+ *           .request = on_request, .message = on_message, .close = on_close };
+ *   l = listener_new(loop, &addr, tls_server_cfg, NULL, &h, state, err, n);
+ *
+ * and a client:
+ *
+ *   c = conn_connect(loop, &addr, tls_client_cfg, "base.example", 0, &h2,
+ *                    state, err, n);
+ *   conn_ws_connect(c, "/v1/agent", NULL);   // upgraded, message, close
+ *
  * Memory: sizeof(struct conn) is 264 bytes (x86-64) plus the TLS state (about
  * 37 KiB, tls.h) and, while in HTTP mode, the HTTP parser (freed after an
  * upgrade). Input and output buffers are released whenever they empty.
@@ -132,9 +151,9 @@ struct listener_opts {
 struct listener *listener_new(struct loop *loop, const struct net_addr *addr,
 			      struct tls_config *tls, const struct listener_opts *o,
 			      const struct conn_handlers *h, void *arg, char *err, size_t errlen);
-/* Stop listening and close the socket. Conns already accepted live on.
- * Accepts NULL. Not from a handler of one of its conns in handshake (none
- * run then). */
+/* Stop listening and close the socket. Conns already accepted live on
+ * (those in their handshake keep the listener's memory until they finish).
+ * Accepts NULL. */
 void listener_free(struct listener *l);
 /* The bound address (to learn the port after listening on port 0). */
 int listener_local_addr(const struct listener *l, struct net_addr *out);
