@@ -44,8 +44,7 @@
  * Timers: connect+handshake deadline (client: timeout_ms of conn_connect;
  * server: listener_opts.handshake_ms); idle timeout (conn_set_idle_timeout:
  * no byte received for ms ends the connection with "idle timeout", the
- * building block for heartbeats: ping every H ms with conn_ws_ping() from a
- * loop timer and set the idle timeout to 3 H); WebSocket close handshake
+ * building block of conn_ws_heartbeat); WebSocket close handshake
  * (5 s after conn_ws_close the connection ends anyway).
  *
  * TLS: after each read, while tls_pending() > 0 the fd is marked with
@@ -210,6 +209,11 @@ int conn_ws_send_text(struct conn *c, const char *text);
 int conn_ws_ping(struct conn *c);
 /* Start the close handshake; the close handler reports its end. */
 int conn_ws_close(struct conn *c, int code, const char *reason);
+/* Heartbeat (DESIGN.md section 3): a ping every interval_ms, and an idle
+ * timeout of 3 x interval_ms, so a silent peer ends the connection ("idle
+ * timeout: ..."); the pong handler gets each round trip. No ping is sent
+ * while the last one is unanswered. 0 stops both. */
+int conn_ws_heartbeat(struct conn *c, int interval_ms);
 /* Bytes queued for the peer (ws queue plus plaintext not yet encrypted). */
 size_t conn_ws_queued(const struct conn *c);
 /* Limits (ws.h defaults: 1 MiB message, 4 MiB queue). */

@@ -71,16 +71,16 @@ struct conn {
 	struct buf in;	 /* HTTP bytes not consumed yet */
 	struct buf out;	 /* plaintext to write */
 	size_t wlen;	 /* length of a tls_write to repeat */
-	long long t_deadline, t_idle, t_wake;
+	long long t_deadline, t_idle, t_wake, t_beat;
 	long long last_rx;
-	int idle_ms;
+	int idle_ms, beat_ms;
 	int fd;
 	int end_code;
 	int mask;
 	unsigned char state, mode, linger_phase;
 	unsigned server : 1, ready_called : 1, owner_done : 1, outstanding : 1, close_after : 1,
 		broken : 1, hs_done : 1, rd_wants_write : 1, wr_wants_read : 1, wr_blocked : 1,
-		pending : 1, drain_pending : 1, reset_pending : 1;
+		pending : 1, drain_pending : 1, reset_pending : 1, ping_wait : 1;
 	unsigned short busy;
 	char *err; /* the last failed call's reason */
 	char peer[NET_ADDRSTRLEN];
@@ -132,6 +132,7 @@ static void destroy(struct conn *c)
 	cancel(c, &c->t_deadline);
 	cancel(c, &c->t_idle);
 	cancel(c, &c->t_wake);
+	cancel(c, &c->t_beat);
 	if (c->lst) {
 		listener_hs_done(c->lst);
 		c->lst = NULL;
@@ -257,6 +258,7 @@ static void ws_message_h(void *arg, enum ws_type type, const void *data, size_t 
 static void ws_pong_h(void *arg, uint64_t rtt_us)
 {
 	struct conn *c = arg;
+	c->ping_wait = 0;
 	if (!c->owner_done && c->state == S_OPEN && c->h && c->h->pong)
 		c->h->pong(c, c->arg, rtt_us);
 }
@@ -926,6 +928,7 @@ static void accept_cb(struct loop *loop, long long id, void *arg, int mask)
 			}
 			return;
 		}
+		net_nodelay(fd); /* small frames (pongs) must not wait for ACKs */
 		struct conn *c = conn_alloc(loop, fd, l->h, l->arg);
 		snprintf(c->peer, sizeof(c->peer), "%s", peer);
 		c->server = 1;
@@ -1204,6 +1207,7 @@ int conn_ws_ping(struct conn *c)
 		set_err(c, "websocket ping: %s", ws_error(c->ws));
 		return -1;
 	}
+	c->ping_wait = 1;
 	wake(c);
 	return 0;
 }
@@ -1218,6 +1222,35 @@ int conn_ws_close(struct conn *c, int code, const char *reason)
 	}
 	set_deadline(c, WS_CLOSE_MS);
 	wake(c);
+	return 0;
+}
+
+static void beat_cb(struct loop *loop, long long id, void *arg, int mask)
+{
+	(void)id;
+	(void)mask;
+	struct conn *c = arg;
+	c->t_beat = 0;
+	if (c->state != S_OPEN)
+		return;
+	/* No new ping while one is unanswered (its pong would no longer
+	 * count), nor when the queue is full: the idle timeout judges. */
+	if (!c->ping_wait && ws_ping(c->ws) == 0) {
+		c->ping_wait = 1;
+		wake(c);
+	}
+	c->t_beat = loop_timer_add(loop, c->beat_ms, beat_cb, c);
+}
+
+int conn_ws_heartbeat(struct conn *c, int interval_ms)
+{
+	if (!ws_ready(c, "websocket heartbeat"))
+		return -1;
+	cancel(c, &c->t_beat);
+	c->beat_ms = interval_ms > 0 ? interval_ms : 0;
+	conn_set_idle_timeout(c, 3 * c->beat_ms);
+	if (c->beat_ms)
+		c->t_beat = loop_timer_add(c->loop, c->beat_ms, beat_cb, c);
 	return 0;
 }
 

@@ -442,6 +442,10 @@ TEST(websocket_echo_text_binary_and_200k)
 	RUN_UNTIL(loop, c.ndrain >= 1);
 	CHECK_INT(conn_ws_ping(c.c), 0);
 	RUN_UNTIL(loop, c.npong == 1);
+	/* heartbeats: pings go out on their own and pongs come back */
+	CHECK_INT(conn_ws_heartbeat(c.c, 30), 0);
+	RUN_UNTIL(loop, c.npong >= 3);
+	CHECK_INT(conn_ws_heartbeat(c.c, 0), 0);
 	/* orderly close: both sides learn the code */
 	CHECK_INT(conn_ws_close(c.c, 1000, "bye"), 0);
 	RUN_UNTIL(loop, c.nclose == 1 && s.nclose == 1);
