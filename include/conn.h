@@ -70,7 +70,7 @@
  *                    state, err, n);
  *   conn_ws_connect(c, "/v1/agent", NULL);   // upgraded, message, close
  *
- * Memory: sizeof(struct conn) is 264 bytes (x86-64) plus the TLS state (about
+ * Memory: sizeof(struct conn) is 280 bytes (x86-64) plus the TLS state (about
  * 37 KiB, tls.h) and, while in HTTP mode, the HTTP parser (freed after an
  * upgrade). Input and output buffers are released whenever they empty.
  */
