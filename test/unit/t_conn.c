@@ -121,6 +121,9 @@ static void srv_request(struct conn *c, void *arg, struct http_parser *req)
 	} else if (!strcmp(path, "/ws")) {
 		CHECK_INT(conn_upgrade(c), 0);
 		CHECK(conn_is_ws(c));
+	} else if (!strcmp(path, "/ws-beat")) {
+		CHECK_INT(conn_upgrade(c), 0);
+		CHECK_INT(conn_ws_heartbeat(c, 50), 0);
 	} else if (!strcmp(path, "/close")) {
 		conn_close(c);
 	} else if (!strcmp(path, "/badheader")) {
@@ -942,6 +945,38 @@ TEST(pipelined_big_replies_resume_after_backpressure)
 	close(fd);
 	buf_release(&req);
 	buf_release(&got);
+	listener_free(s.l);
+	drain_loop(loop);
+	loop_free(loop);
+}
+
+/* A peer that upgrades and then goes silent (answers no ping) is dropped
+ * by the heartbeat's idle timeout. */
+TEST(heartbeat_drops_a_silent_websocket_peer)
+{
+	struct loop *loop = new_loop();
+	struct srv s = { 0 };
+	srv_start(&s, loop, NULL, NULL);
+	char err[256];
+	int fd = net_connect(&s.addr, err, sizeof(err));
+	CHECK(fd >= 0);
+	const char *req = "GET /ws-beat HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\n"
+			  "Connection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n"
+			  "Sec-WebSocket-Version: 13\r\n\r\n";
+	RUN_UNTIL(loop, listener_accepted(s.l) == 1);
+	CHECK_INT(write(fd, req, strlen(req)), (long long)strlen(req));
+	RUN_UNTIL(loop, s.nclose == 1);
+	CHECK(strstr(s.close_reason, "idle timeout") != NULL);
+	CHECK_INT(s.close_code, WS_ABNORMAL);
+	/* it did receive the 101 and pings (opcode 0x9) meanwhile */
+	char b[4096];
+	ssize_t n = read(fd, b, sizeof(b) - 1);
+	CHECK(n > 0);
+	b[n] = 0;
+	CHECK(strncmp(b, "HTTP/1.1 101 ", 13) == 0);
+	char *body = strstr(b, "\r\n\r\n");
+	CHECK(body && (unsigned char)body[4] == 0x89);
+	close(fd);
 	listener_free(s.l);
 	drain_loop(loop);
 	loop_free(loop);
