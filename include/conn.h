@@ -16,7 +16,8 @@
  *             on a client before ready.
  *   request   server: a whole request; answer with conn_reply*() or
  *             conn_upgrade(), now or later (no further request is read
- *             until then; pipelined requests are served in order). The
+ *             until then; pipelined requests are served in order; the
+ *             idle timeout keeps running while an answer is deferred). The
  *             parser (also conn_current_request) stays valid until the
  *             handler that answers has returned.
  *   response  client: the whole response to conn_request() (the parser
