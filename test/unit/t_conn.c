@@ -981,3 +981,46 @@ TEST(heartbeat_drops_a_silent_websocket_peer)
 	drain_loop(loop);
 	loop_free(loop);
 }
+
+/* A protocol error (an unmasked client frame): the server answers with a
+ * close frame 1002 that reaches the peer before the connection ends. */
+TEST(websocket_protocol_error_sends_close_frame)
+{
+	struct loop *loop = new_loop();
+	struct srv s = { 0 };
+	srv_start(&s, loop, NULL, NULL);
+	char err[256];
+	int fd = net_connect(&s.addr, err, sizeof(err));
+	CHECK(fd >= 0);
+	const char *req = "GET /ws HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\n"
+			  "Connection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n"
+			  "Sec-WebSocket-Version: 13\r\n\r\n"
+			  "\x81\x02hi"; /* unmasked text frame, in the same write */
+	RUN_UNTIL(loop, listener_accepted(s.l) == 1);
+	CHECK_INT(write(fd, req, strlen(req)), (long long)strlen(req));
+	RUN_UNTIL(loop, s.nclose == 1);
+	CHECK_INT(s.close_code, WS_PROTOCOL_ERROR);
+	CHECK_INT(s.nmsg, 0);
+	struct buf got = BUF_INIT;
+	long long until = loop_now_ms() + 10000;
+	for (;;) {
+		char b[4096];
+		ssize_t r = read(fd, b, sizeof(b));
+		if (r == 0)
+			break;
+		if (r > 0)
+			buf_add(&got, b, (size_t)r);
+		CHECK(loop_now_ms() < until);
+		loop_run_once(loop, r > 0 ? 0 : 10);
+	}
+	char *body = strstr(got.data, "\r\n\r\n");
+	CHECK(body != NULL);
+	body += 4;
+	CHECK((unsigned char)body[0] == 0x88);
+	CHECK((unsigned char)body[2] == 0x03 && (unsigned char)body[3] == 0xea); /* 1002 */
+	close(fd);
+	buf_release(&got);
+	listener_free(s.l);
+	drain_loop(loop);
+	loop_free(loop);
+}
