@@ -68,13 +68,15 @@ struct svclog_list {
 	size_t n;
 	size_t cap;
 };
-#define SVCLOG_LIST_INIT { NULL, 0, 0 }
+#define SVCLOG_LIST_INIT                                                                           \
+	{                                                                                          \
+		NULL, 0, 0                                                                         \
+	}
 void svclog_list_release(struct svclog_list *l);
 
 /* Opens (creates, 0640) the log file. NULL with a reason in err. The loop is
  * borrowed and must outlive the svclog. */
-struct svclog *svclog_new(struct loop *loop, const struct svclog_opts *o, char *err,
-			  size_t errlen);
+struct svclog *svclog_new(struct loop *loop, const struct svclog_opts *o, char *err, size_t errlen);
 /* Closes attached pipes (removing their watchers), writes any unfinished
  * line as a record, closes the file and drops followers without calling
  * them. Not from inside a follower callback. Accepts NULL. */
@@ -107,8 +109,8 @@ int svclog_tail(struct svclog *lg, size_t n, struct svclog_list *out, char *err,
 /* Records with ts_ms >= since (oldest first, at most max of them; 0: no
  * limit), from the ring when its oldest record is older than since, else
  * from the files. */
-int svclog_since(struct svclog *lg, long long since, size_t max, struct svclog_list *out,
-		 char *err, size_t errlen);
+int svclog_since(struct svclog *lg, long long since, size_t max, struct svclog_list *out, char *err,
+		 size_t errlen);
 
 /* Live followers.
  *

@@ -19,7 +19,7 @@
  * starve the rest of the loop (the fd is level-triggered: the loop comes
  * back to it). */
 #define SVCLOG_READS_PER_EVENT 8
-#define SVCLOG_MIN_READ_LIMIT (1u << 20)
+#define SVCLOG_MIN_READ_LIMIT  (1u << 20)
 
 /* A record inside a queue: this header, then len line bytes. */
 struct rhdr {
@@ -132,8 +132,10 @@ static size_t recq_push(struct recq *q, const struct svclog_rec *rec)
 		buf_truncate(&q->b, q->b.len - q->head);
 		q->head = 0;
 	}
-	struct rhdr h = { .ts = rec->ts_ms, .len = (uint32_t)rec->len,
-			  .stream = (uint8_t)rec->stream, .cont = (uint8_t)rec->cont };
+	struct rhdr h = {.ts = rec->ts_ms,
+			 .len = (uint32_t)rec->len,
+			 .stream = (uint8_t)rec->stream,
+			 .cont = (uint8_t)rec->cont};
 	buf_add(&q->b, &h, RHDR);
 	buf_add(&q->b, rec->line, rec->len);
 	q->nrec++;
@@ -184,8 +186,8 @@ static int digits(const char *s, int n)
 
 int svclog_parse_line(const char *s, size_t n, struct svclog_rec *rec)
 {
-	if (n < 28 || s[4] != '-' || s[7] != '-' || s[10] != 'T' || s[13] != ':' ||
-	    s[16] != ':' || s[19] != '.' || s[23] != 'Z' || s[24] != ' ')
+	if (n < 28 || s[4] != '-' || s[7] != '-' || s[10] != 'T' || s[13] != ':' || s[16] != ':' ||
+	    s[19] != '.' || s[23] != 'Z' || s[24] != ' ')
 		return -1;
 	int y = digits(s, 4), mo = digits(s + 5, 2), d = digits(s + 8, 2);
 	int h = digits(s + 11, 2), mi = digits(s + 14, 2), se = digits(s + 17, 2);
@@ -193,8 +195,12 @@ int svclog_parse_line(const char *s, size_t n, struct svclog_rec *rec)
 	if (y < 1970 || mo < 1 || mo > 12 || d < 1 || d > 31 || h < 0 || h > 23 || mi < 0 ||
 	    mi > 59 || se < 0 || se > 60 || ms < 0)
 		return -1;
-	struct tm tm = { .tm_year = y - 1900, .tm_mon = mo - 1, .tm_mday = d,
-			 .tm_hour = h, .tm_min = mi, .tm_sec = se };
+	struct tm tm = {.tm_year = y - 1900,
+			.tm_mon = mo - 1,
+			.tm_mday = d,
+			.tm_hour = h,
+			.tm_min = mi,
+			.tm_sec = se};
 	const char *p = s + 25, *end = s + n;
 	if (end - p < 4)
 		return -1;
@@ -221,8 +227,8 @@ int svclog_parse_line(const char *s, size_t n, struct svclog_rec *rec)
 
 static int open_file(struct svclog *lg, int trunc, char *err, size_t errlen)
 {
-	int fd = open(lg->path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC | (trunc ? O_TRUNC : 0),
-		      0640);
+	int fd =
+	    open(lg->path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC | (trunc ? O_TRUNC : 0), 0640);
 	if (fd < 0) {
 		if (err)
 			snprintf(err, errlen, "open '%s': %s", lg->path, strerror(errno));
@@ -314,8 +320,8 @@ static void emit(struct svclog *lg, int stream, const char *line, size_t len, in
 	buf_putc(&lg->out, '\n');
 	lg->out_nrec++;
 
-	struct svclog_rec rec = { .ts_ms = ts, .stream = stream, .cont = cont, .line = line,
-				  .len = len };
+	struct svclog_rec rec = {
+	    .ts_ms = ts, .stream = stream, .cont = cont, .line = line, .len = len};
 	if (recq_push(&lg->ring, &rec))
 		lg->ring_complete = 0;
 	for (size_t i = 0; i < lg->nfl; i++) {
@@ -488,7 +494,7 @@ int svclog_attach(struct svclog *lg, int fd, int stream)
 	if (loop_add_fd(lg->loop, fd, LOOP_READ, on_pipe, lg) < 0)
 		return -1;
 	XGROW(lg->pipes, lg->cap_pipes, lg->npipes + 1);
-	lg->pipes[lg->npipes++] = (struct pipe){ fd, stream };
+	lg->pipes[lg->npipes++] = (struct pipe){fd, stream};
 	lg->open_pipes++;
 	return 0;
 }
@@ -500,8 +506,7 @@ int svclog_open_pipes(const struct svclog *lg)
 
 /* --- lifecycle ------------------------------------------------------------ */
 
-struct svclog *svclog_new(struct loop *loop, const struct svclog_opts *o, char *err,
-			  size_t errlen)
+struct svclog *svclog_new(struct loop *loop, const struct svclog_opts *o, char *err, size_t errlen)
 {
 	if (!o->path || !*o->path) {
 		snprintf(err, errlen, "svclog: no log file path");
@@ -610,8 +615,8 @@ static void list_add(struct svclog_list *l, const struct svclog_rec *r)
 static int read_file(const struct svclog *lg, int i, struct buf *b, char *err, size_t errlen)
 {
 	char *name = i ? rotated_name(lg, i) : xstrdup(lg->path);
-	size_t limit = lg->max_file * 2 > SVCLOG_MIN_READ_LIMIT ? lg->max_file * 2
-								: SVCLOG_MIN_READ_LIMIT;
+	size_t limit =
+	    lg->max_file * 2 > SVCLOG_MIN_READ_LIMIT ? lg->max_file * 2 : SVCLOG_MIN_READ_LIMIT;
 	int fd = open(name, O_RDONLY | O_CLOEXEC);
 	int rc = 1;
 	if (fd < 0) {
@@ -708,7 +713,7 @@ int svclog_tail(struct svclog *lg, size_t n, struct svclog_list *out, char *err,
 		int rc = read_file(lg, i, &b, err, errlen);
 		if (rc < 0)
 			goto fail;
-		struct tail_ctx c = { i == first ? first_skip : 0, out };
+		struct tail_ctx c = {i == first ? first_skip : 0, out};
 		each_line(&b, tail_add, &c);
 	}
 	buf_release(&b);
@@ -734,10 +739,10 @@ static int since_add(const struct svclog_rec *r, void *arg)
 	return 0;
 }
 
-int svclog_since(struct svclog *lg, long long since, size_t max, struct svclog_list *out,
-		 char *err, size_t errlen)
+int svclog_since(struct svclog *lg, long long since, size_t max, struct svclog_list *out, char *err,
+		 size_t errlen)
 {
-	struct since_ctx c = { since, max ? out->n + max : 0, out };
+	struct since_ctx c = {since, max ? out->n + max : 0, out};
 	struct svclog_rec r;
 	if (lg->ring.nrec) {
 		recq_get(&lg->ring, lg->ring.head, &r);

@@ -67,9 +67,12 @@ TEST(svclog_ts_format_round_trips)
 	CHECK(!memcmp(r.line, "hi", 2));
 	svclog_fmt_ts(0, ts);
 	CHECK_STR(ts, "1970-01-01T00:00:00.000Z");
-	const char *bad[] = { "", "junk", "2026-13-01T00:00:00.000Z out x",
-			      "2026-01-01T00:00:00.000Z bad x", "2026-01-01T00:00:00.000Z out",
-			      "2026-01-01 00:00:00.000Z out x" };
+	const char *bad[] = {"",
+			     "junk",
+			     "2026-13-01T00:00:00.000Z out x",
+			     "2026-01-01T00:00:00.000Z bad x",
+			     "2026-01-01T00:00:00.000Z out",
+			     "2026-01-01 00:00:00.000Z out x"};
 	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
 		CHECK_INT(svclog_parse_line(bad[i], strlen(bad[i]), &r), -1);
 }
@@ -77,7 +80,7 @@ TEST(svclog_ts_format_round_trips)
 TEST(svclog_partial_lines_and_crlf)
 {
 	struct loop *loop = mkloop();
-	struct svclog_opts o = { .path = "svc.log" };
+	struct svclog_opts o = {.path = "svc.log"};
 	struct svclog *lg = mklog(loop, &o);
 	feeds(lg, SVCLOG_STDOUT, "a\r\nb", T0);
 	feeds(lg, SVCLOG_STDERR, "E1", T0 + 1);
@@ -116,7 +119,7 @@ TEST(svclog_partial_lines_and_crlf)
 TEST(svclog_long_lines_are_split_not_lost)
 {
 	struct loop *loop = mkloop();
-	struct svclog_opts o = { .path = "svc.log", .max_line = 10 };
+	struct svclog_opts o = {.path = "svc.log", .max_line = 10};
 	struct svclog *lg = mklog(loop, &o);
 	/* 25 bytes, fed in pieces smaller and larger than the limit. */
 	feeds(lg, SVCLOG_STDOUT, "0123", T0);
@@ -165,7 +168,7 @@ TEST(svclog_long_lines_are_split_not_lost)
 TEST(svclog_binary_junk_is_kept)
 {
 	struct loop *loop = mkloop();
-	struct svclog_opts o = { .path = "svc.log", .ring_bytes = 1 };
+	struct svclog_opts o = {.path = "svc.log", .ring_bytes = 1};
 	struct svclog *lg = mklog(loop, &o);
 	unsigned char junk[256 + 1];
 	size_t n = 0;
@@ -200,7 +203,7 @@ static void put100(struct svclog *lg, int i, long long ts)
 TEST(svclog_rotation_boundaries)
 {
 	struct loop *loop = mkloop();
-	struct svclog_opts o = { .path = "svc.log", .max_file = 200, .keep = 2 };
+	struct svclog_opts o = {.path = "svc.log", .max_file = 200, .keep = 2};
 	struct svclog *lg = mklog(loop, &o);
 	put100(lg, 0, T0);
 	put100(lg, 1, T0);
@@ -225,7 +228,7 @@ TEST(svclog_rotation_boundaries)
 	svclog_free(lg);
 
 	/* keep = -1: no rotated files, the file starts over. */
-	struct svclog_opts o2 = { .path = "solo.log", .max_file = 200, .keep = -1 };
+	struct svclog_opts o2 = {.path = "solo.log", .max_file = 200, .keep = -1};
 	lg = mklog(loop, &o2);
 	for (int i = 0; i < 5; i++)
 		put100(lg, i, T0);
@@ -240,8 +243,8 @@ TEST(svclog_tail_and_since_after_rotation)
 {
 	struct loop *loop = mkloop();
 	/* A ring of about three records: older ones come from the files. */
-	struct svclog_opts o = { .path = "svc.log", .max_file = 1000, .keep = 3,
-				 .ring_bytes = 3 * (16 + 70) };
+	struct svclog_opts o = {
+	    .path = "svc.log", .max_file = 1000, .keep = 3, .ring_bytes = 3 * (16 + 70)};
 	struct svclog *lg = mklog(loop, &o);
 	for (int i = 0; i < 50; i++)
 		put100(lg, i, T0 + i * 1000);
@@ -294,10 +297,10 @@ TEST(svclog_unwritable_file_is_an_error)
 {
 	struct loop *loop = mkloop();
 	char err[256];
-	struct svclog_opts o = { .path = "no/such/dir/svc.log" };
+	struct svclog_opts o = {.path = "no/such/dir/svc.log"};
 	CHECK(svclog_new(loop, &o, err, sizeof(err)) == NULL);
 	CHECK(strstr(err, "open 'no/such/dir/svc.log'"));
-	struct svclog_opts o2 = { .path = NULL };
+	struct svclog_opts o2 = {.path = NULL};
 	CHECK(svclog_new(loop, &o2, err, sizeof(err)) == NULL);
 	loop_free(loop);
 }
@@ -372,27 +375,27 @@ static void on_exit_(struct loop *loop, long long id, void *arg, int mask)
 TEST(svclog_real_child_many_lines_with_followers)
 {
 	struct loop *loop = mkloop();
-	struct svclog_opts o = { .path = "svc.log", .max_file = 64 << 10, .keep = 20 };
+	struct svclog_opts o = {.path = "svc.log", .max_file = 64 << 10, .keep = 20};
 	struct svclog *lg = mklog(loop, &o);
-	struct fol fast = { .lg = lg, .drain = 1 }, slow = { .lg = lg }, drop = { .lg = lg };
+	struct fol fast = {.lg = lg, .drain = 1}, slow = {.lg = lg}, drop = {.lg = lg};
 	fast.id = svclog_follow(lg, 0, 0, 0, on_follow, &fast);
 	slow.id = svclog_follow(lg, 0, 4096, 0, on_follow, &slow);
 	drop.id = svclog_follow(lg, 0, 4096, SVCLOG_FOLLOW_DROP, on_follow, &drop);
 	CHECK(fast.id > 0 && slow.id > fast.id && drop.id > slow.id);
 
-	const char *argv[] = { "sh", "-c",
-			       "i=0; while [ $i -lt 20000 ]; do echo line $i; i=$((i+1)); done; "
-			       "echo bye >&2",
-			       NULL };
-	const char *envp[] = { "PATH=/usr/bin:/bin", NULL };
-	struct spawn_opts so = { .argv = argv, .envp = envp, .out = SPAWN_PIPE, .err = SPAWN_PIPE };
+	const char *argv[] = {"sh", "-c",
+			      "i=0; while [ $i -lt 20000 ]; do echo line $i; i=$((i+1)); done; "
+			      "echo bye >&2",
+			      NULL};
+	const char *envp[] = {"PATH=/usr/bin:/bin", NULL};
+	struct spawn_opts so = {.argv = argv, .envp = envp, .out = SPAWN_PIPE, .err = SPAWN_PIPE};
 	struct spawn_proc p;
 	char err[256];
 	CHECK(spawn_start(&so, &p, err, sizeof(err)) == 0);
 	CHECK_INT(svclog_attach(lg, p.out_fd, SVCLOG_STDOUT), 0);
 	CHECK_INT(svclog_attach(lg, p.err_fd, SVCLOG_STDERR), 0);
 	CHECK_INT(svclog_open_pipes(lg), 2);
-	struct child c = { 0, 0 };
+	struct child c = {0, 0};
 	CHECK_INT(loop_child_add(loop, p.pid, on_exit_, &c), 0);
 	for (int i = 0; i < 200000 && (!c.done || svclog_open_pipes(lg) > 0); i++)
 		CHECK(loop_run_once(loop, 5000) >= 0);
@@ -446,14 +449,14 @@ TEST(svclog_real_child_many_lines_with_followers)
 TEST(svclog_follower_backlog_and_unfollow_in_callback)
 {
 	struct loop *loop = mkloop();
-	struct svclog_opts o = { .path = "svc.log" };
+	struct svclog_opts o = {.path = "svc.log"};
 	struct svclog *lg = mklog(loop, &o);
 	char line[32];
 	for (int i = 0; i < 10; i++) {
 		snprintf(line, sizeof(line), "line %d\n", i);
 		feeds(lg, SVCLOG_STDOUT, line, T0);
 	}
-	struct fol f = { .lg = lg, .drain = 1, .next = 7, .unfollow_after = 2 };
+	struct fol f = {.lg = lg, .drain = 1, .next = 7, .unfollow_after = 2};
 	f.id = svclog_follow(lg, 3, 0, 0, on_follow, &f);
 	/* Primed with the newest 3; taken without a callback. */
 	CHECK_INT(f.calls, 0);
@@ -474,7 +477,7 @@ TEST(svclog_follower_backlog_and_unfollow_in_callback)
 	svclog_unfollow(lg, f.id);
 	svclog_unfollow(lg, 12345);
 	/* A follower left undrained is not called again until it drains. */
-	struct fol g = { .lg = lg };
+	struct fol g = {.lg = lg};
 	g.id = svclog_follow(lg, 0, 0, 0, on_follow, &g);
 	feeds(lg, SVCLOG_STDOUT, "line 14\n", T0);
 	feeds(lg, SVCLOG_STDOUT, "line 15\n", T0);
@@ -493,7 +496,7 @@ TEST(svclog_follower_backlog_and_unfollow_in_callback)
 TEST(svclog_attach_rejects_bad_stream)
 {
 	struct loop *loop = mkloop();
-	struct svclog_opts o = { .path = "svc.log" };
+	struct svclog_opts o = {.path = "svc.log"};
 	struct svclog *lg = mklog(loop, &o);
 	int fds[2];
 	CHECK(pipe(fds) == 0);
