@@ -115,10 +115,11 @@ int svclog_since(struct svclog *lg, long long since, size_t max, struct svclog_l
 /* Live followers.
  *
  * svclog_follow registers a follower with a queue of at most max_queue bytes
- * (line bytes + 16 per record; 0: 64 KiB), primed with the newest `backlog`
- * records of the ring, and returns its id (> 0). When records arrive in an
- * empty queue, cb(loop, id, arg, LOOP_READ) is called (after the whole read
- * has been cut into records); the follower then takes records with
+ * (line bytes + 16 per record; 0: 64 KiB; at least 8 KiB), primed with
+ * the newest `backlog` records of the ring, and returns its id (> 0). When
+ * records arrive in an empty queue, cb(loop, id, arg, LOOP_READ) is called
+ * (after every 256 bytes of input at most, so a follower that drains its
+ * queue in the callback loses nothing); the follower then takes records with
  * svclog_follow_next until it returns 0, and is called again only after
  * that. It may take them later (when its own peer is writable): the queue
  * holds them meanwhile.

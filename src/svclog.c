@@ -20,6 +20,10 @@
  * back to it). */
 #define SVCLOG_READS_PER_EVENT 8
 #define SVCLOG_MIN_READ_LIMIT  (1u << 20)
+/* Input between follower callbacks, and the smallest follower queue: a
+ * slice makes at most SLICE records of RHDR bytes plus SLICE line bytes. */
+#define SVCLOG_SLICE	 256
+#define SVCLOG_MIN_QUEUE (8u << 10)
 
 /* A record inside a queue: this header, then len line bytes. */
 struct rhdr {
@@ -426,9 +430,17 @@ void svclog_feed(struct svclog *lg, int stream, const void *data, size_t n, long
 {
 	if (stream != SVCLOG_STDOUT && stream != SVCLOG_STDERR)
 		return;
-	feed(lg, stream, data, n, ts_ms);
+	/* Followers are called every SVCLOG_SLICE bytes of input, so one big
+	 * read cannot overflow a queue that is drained in its callback. */
+	const char *d = data;
+	while (n > 0) {
+		size_t c = n < SVCLOG_SLICE ? n : SVCLOG_SLICE;
+		feed(lg, stream, d, c, ts_ms);
+		d += c;
+		n -= c;
+		notify(lg);
+	}
 	flush_out(lg);
-	notify(lg);
 }
 
 void svclog_flush(struct svclog *lg, int stream, long long ts_ms)
@@ -797,6 +809,8 @@ long long svclog_follow(struct svclog *lg, size_t backlog, size_t max_queue, int
 	buf_init(&f->q.b);
 	buf_init(&f->cur);
 	f->q.bound = max_queue ? max_queue : 64u << 10;
+	if (f->q.bound < SVCLOG_MIN_QUEUE)
+		f->q.bound = SVCLOG_MIN_QUEUE;
 	size_t skip = lg->ring.nrec > backlog ? lg->ring.nrec - backlog : 0;
 	for (size_t off = lg->ring.head; backlog && off < lg->ring.b.len;) {
 		struct svclog_rec r;
