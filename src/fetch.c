@@ -914,7 +914,7 @@ static void untar(struct tar *t)
 		long long size = num_field(h + 124, 12);
 		long long mode = num_field(h + 100, 8);
 		char type = (char)h[156];
-		if (t->pax_size >= 0)
+		if (t->pax_size >= 0 && type != 'x' && type != 'g' && type != 'L' && type != 'K')
 			size = t->pax_size;
 		if (size < 0 || mode < 0) {
 			problem(t, "archive: bad size or mode field at entry %zu", t->entries);

@@ -547,7 +547,10 @@ struct svclog *svclog_new(struct loop *loop, const struct svclog_opts *o, char *
 		free(lg);
 		return NULL;
 	}
-	lg->ring_complete = lg->size == 0;
+	/* The ring holds all history only if there is none on disk yet. */
+	char *one = rotated_name(lg, 1);
+	lg->ring_complete = lg->size == 0 && access(one, F_OK) < 0;
+	free(one);
 	lg->rbuf = xmalloc(SVCLOG_READ_CHUNK);
 	return lg;
 }

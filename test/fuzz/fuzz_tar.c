@@ -73,8 +73,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		return 0;
 	if (mkdir(root, 0755) < 0)
 		abort();
-	struct fetch_untar_opts o = { .max_bytes = 1 << 20, .max_entries = 64,
-				      .no_openat2 = data[0] & 1 };
+	struct fetch_untar_opts o = {
+	    .max_bytes = 1 << 20, .max_entries = 64, .no_openat2 = data[0] & 1};
 	char err[4096];
 	fetch_untar_mem(data + 1, size - 1, root, &o, err, sizeof(err));
 	check_cage();

@@ -519,3 +519,30 @@ TEST(svclog_attach_rejects_bad_stream)
 	svclog_free(lg);
 	loop_free(loop);
 }
+
+TEST(svclog_history_in_rotated_files_only)
+{
+	/* The agent restarted right after a rotation: PATH is empty, PATH.1
+	 * holds the history, which tail still finds. */
+	FILE *f = fopen("svc.log.1", "w");
+	CHECK(f != NULL);
+	fputs("2026-11-18T11:06:40.000Z out old line\nnot a record\n", f);
+	fclose(f);
+	struct loop *loop = mkloop();
+	struct svclog_opts o = {.path = "svc.log"};
+	struct svclog *lg = mklog(loop, &o);
+	feeds(lg, SVCLOG_STDOUT, "new line\n", T0 + 5);
+	struct svclog_list l = SVCLOG_LIST_INIT;
+	char err[256];
+	CHECK_INT(svclog_tail(lg, 5, &l, err, sizeof(err)), 0);
+	CHECK_INT(l.n, 2);
+	CHECK_STR(l.recs[0].line, "old line");
+	CHECK_INT(l.recs[0].ts_ms, T0);
+	CHECK_STR(l.recs[1].line, "new line");
+	svclog_list_release(&l);
+	CHECK_INT(svclog_since(lg, T0 + 1, 0, &l, err, sizeof(err)), 0);
+	CHECK_INT(l.n, 1);
+	svclog_list_release(&l);
+	svclog_free(lg);
+	loop_free(loop);
+}
