@@ -15,6 +15,8 @@
  *   - -c protocol.allow=never plus https, ssh and file allowed: the same
  *     policy as the URL check, for anything git itself would contact;
  *   - no submodules.
+ * Messages never show the user part of an https URL (it may be a token):
+ * it is left out of the URL we quote and masked in git's own words.
  * Steps: `git clone` (branch only: --depth 1 --single-branch; with a commit:
  * the full history of the branch, or of all branches without one), then
  * `git checkout --detach COMMIT --` when a commit is asked for, then

@@ -222,6 +222,24 @@ struct git_ctx {
 	int timeout;
 };
 
+/* Mask the user part of an https URL (it may be a token) wherever git's
+ * message repeats it. */
+static void redact(char *msg, const char *url)
+{
+	if (strncmp(url, "https://", 8))
+		return;
+	const char *a = url + 8;
+	size_t alen = strcspn(a, "/");
+	const char *at = memchr(a, '@', alen);
+	size_t ul = at ? (size_t)(at - a) : 0;
+	if (ul < 4)
+		return;
+	char *u = xstrndup(a, ul);
+	for (char *m = strstr(msg, u); m; m = strstr(m + ul, u))
+		memset(m, '*', ul);
+	free(u);
+}
+
 /* Run git with args (after the fixed options) in cwd; 0 if it exited 0. On
  * failure err gets "git WHAT: reason". */
 static int git(struct git_ctx *g, const char *const *args, const char *cwd, const char *what,
@@ -271,6 +289,8 @@ static int git(struct git_ctx *g, const char *const *args, const char *cwd, cons
 	} else if (out) {
 		buf_add(out, r.out.data, r.out.len);
 	}
+	if (rc < 0)
+		redact(err, g->o->url);
 	run_result_release(&r);
 	return rc;
 }

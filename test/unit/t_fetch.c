@@ -257,6 +257,26 @@ TEST(fetch_git_branch_commit_and_errors)
 	o.dir = "co-missing";
 	CHECK_INT(fetch_git(&o, commit, err, sizeof(err)), -1);
 	CHECK(strstr(err, "git clone 'file://") != NULL);
+	/* A token in an https URL stays out of the message (port 1 of
+	 * loopback: refused at once). */
+	o.url = "https://user:s3cretTOKEN@127.0.0.1:1/x.git";
+	o.dir = "co-https";
+	CHECK_INT(fetch_git(&o, commit, err, sizeof(err)), -1);
+	CHECK(strstr(err, "git clone 'https://127.0.0.1:1/x.git': "));
+	CHECK(!strstr(err, "s3cret"));
+	/* Even when git prints it: a fake git echoes its argv and fails. */
+	mkdir("fakegit", 0755);
+	put("fakegit/git", "#!/bin/sh\necho \"fatal: $*\" >&2\nexit 128\n");
+	CHECK(chmod("fakegit/git", 0755) == 0);
+	char fake[700];
+	snprintf(fake, sizeof(fake), "%s/fakegit:/usr/bin:/bin", harness_tmpdir);
+	o.path = fake;
+	CHECK_INT(fetch_git(&o, commit, err, sizeof(err)), -1);
+	CHECK(strstr(err, "https://****************@127.0.0.1:1/x.git"));
+	CHECK(strstr(err, "protocol.allow=never")); /* the argv it was given */
+	CHECK(strstr(err, " -- https://"));
+	CHECK(!strstr(err, "s3cret"));
+	o.path = NULL;
 	/* A directory that is not empty. */
 	o.url = r.url;
 	o.dir = "co-default";
