@@ -18,7 +18,9 @@
  * secrets_pairs_free, which wipes them. Nothing this module reports (error
  * texts, log lines) ever contains a value; names are quoted, values never.
  *
- * Every function works inside the caller's transaction. Times are unix
+ * Every function works inside the caller's transaction; a stored record
+ * that does not decode or open is reported in err without failing the
+ * transaction (so it can still be deleted). Times are unix
  * milliseconds given by the caller. Cluster and service names as in
  * deploys.h (1 to 63 of [A-Za-z0-9._-]).
  */

@@ -246,8 +246,10 @@ int secrets_set(struct store_txn *t, struct crypt_rng *rng, const uint8_t master
 		goto store_fail;
 	if (g == 0) {
 		if (rec_decode(v, vlen, &old, 0) < 0) {
-			store_txn_fail(t, "secrets: the record of '%s' does not decode", name);
-			goto store_fail;
+			errf(err, errlen, "secret '%s': the stored record does not decode (delete "
+					  "it, then set it again)",
+			     name);
+			goto out;
 		}
 		created = old.created_ms;
 	}
@@ -290,9 +292,11 @@ int secrets_list(struct store_txn *t, const char *cluster, const char *service,
 		struct rec r = {0, 0, BUF_INIT};
 		size_t nlen = klen - pre.len;
 		if (nlen < 1 || nlen > SECRETS_NAME_MAX || rec_decode(v, vlen, &r, 0) < 0) {
-			store_txn_fail(t, "secrets: a record of service '%s/%s' does not decode",
-				       cluster, service);
-			break;
+			errf(err, errlen, "secrets of service '%s/%s': a record does not decode",
+			     cluster, service);
+			store_iter_free(it);
+			free(items);
+			return -1;
 		}
 		XGROW(items, cap, cnt + 1);
 		memcpy(items[cnt].name, key + pre.len, nlen);
