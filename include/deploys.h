@@ -59,18 +59,18 @@
 #include "crypt.h"
 #include "store.h"
 
-#define DEPLOYS_DBS "deploys", "deploy_ids", "deploy_queue", "deploy_logs", "deploy_seq"
-#define DEPLOYS_ID_LEN 14 /* "d-" + 12 hex */
-#define DEPLOYS_ID_MAX 16
-#define DEPLOYS_NAME_MAX 64 /* cluster, service, instance: 63 and the NUL */
-#define DEPLOYS_BLUEPRINT_MAX ((size_t)256 << 10)
-#define DEPLOYS_TITLE_MAX 200
+#define DEPLOYS_DBS		"deploys", "deploy_ids", "deploy_queue", "deploy_logs", "deploy_seq"
+#define DEPLOYS_ID_LEN		14 /* "d-" + 12 hex */
+#define DEPLOYS_ID_MAX		16
+#define DEPLOYS_NAME_MAX	64 /* cluster, service, instance: 63 and the NUL */
+#define DEPLOYS_BLUEPRINT_MAX	((size_t)256 << 10)
+#define DEPLOYS_TITLE_MAX	200
 #define DEPLOYS_DESCRIPTION_MAX 4096
-#define DEPLOYS_LOG_MAX ((uint64_t)4 << 20)
-#define DEPLOYS_LOG_CHUNK 16384
-#define DEPLOYS_LOG_TRUNCATED "\n[dployr: log truncated at 4 MiB]\n"
-#define DEPLOYS_LIST_DEFAULT 50
-#define DEPLOYS_LIST_MAX 1000
+#define DEPLOYS_LOG_MAX		((uint64_t)4 << 20)
+#define DEPLOYS_LOG_CHUNK	16384
+#define DEPLOYS_LOG_TRUNCATED	"\n[dployr: log truncated at 4 MiB]\n"
+#define DEPLOYS_LIST_DEFAULT	50
+#define DEPLOYS_LIST_MAX	1000
 
 enum deploys_status {
 	DEPLOYS_QUEUED,
@@ -102,7 +102,7 @@ struct deploys_rec {
 	char revision[72]; /* source revision (a git commit) */
 	char release[64];  /* release id on the instance */
 	int port;
-	int release_kept; /* the release directory still exists */
+	int release_kept;		  /* the release directory still exists */
 	char rollback_of[DEPLOYS_ID_MAX]; /* target of a rollback, else "" */
 };
 
@@ -159,9 +159,8 @@ int deploys_get_seq(struct store_txn *t, const char *cluster, const char *servic
  * updated record), STORE_NOTFOUND, or -1 with err: a transition the state
  * machine refuses, a start out of turn (another one runs, or an older one
  * is queued) -- these leave t usable -- or a store failure. */
-int deploys_set_status(struct store_txn *t, const char *id, enum deploys_status to,
-		       int64_t now_ms, const char *reason, struct deploys_rec *out, char *err,
-		       size_t errlen);
+int deploys_set_status(struct store_txn *t, const char *id, enum deploys_status to, int64_t now_ms,
+		       const char *reason, struct deploys_rec *out, char *err, size_t errlen);
 
 /* The running deployment of a service: 0 and *out, STORE_NOTFOUND, or -1. */
 int deploys_active(struct store_txn *t, const char *cluster, const char *service,
@@ -191,8 +190,8 @@ int deploys_set_release_kept(struct store_txn *t, const char *id, int kept);
  * DEPLOYS_LIST_MAX). Returns 0 with *out (free it with deploys_list_free;
  * NULL when none) and *n, or -1. The next page starts before the last
  * one's seq. */
-int deploys_list(struct store_txn *t, const char *cluster, const char *service,
-		 uint64_t before_seq, size_t limit, struct deploys_rec **out, size_t *n);
+int deploys_list(struct store_txn *t, const char *cluster, const char *service, uint64_t before_seq,
+		 size_t limit, struct deploys_rec **out, size_t *n);
 
 /* Append data[0..len) to the log of deployment id (see the top comment
  * for the bound). 0, STORE_NOTFOUND, or -1. */

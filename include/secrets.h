@@ -33,8 +33,8 @@
 #include "crypt.h"
 #include "store.h"
 
-#define SECRETS_DBS "secrets"
-#define SECRETS_NAME_MAX 128
+#define SECRETS_DBS	  "secrets"
+#define SECRETS_NAME_MAX  128
 #define SECRETS_VALUE_MAX ((size_t)64 << 10)
 
 /* What secrets_list tells about a secret. */
@@ -73,8 +73,8 @@ int secrets_list(struct store_txn *t, const char *cluster, const char *service,
 		 struct secrets_meta **out, size_t *n, char *err, size_t errlen);
 
 /* Delete: 0, STORE_NOTFOUND (with err), or -1 with err. */
-int secrets_delete(struct store_txn *t, const char *cluster, const char *service,
-		   const char *name, char *err, size_t errlen);
+int secrets_delete(struct store_txn *t, const char *cluster, const char *service, const char *name,
+		   char *err, size_t errlen);
 
 /* Decrypt every secret of a service for its agent, ordered by name: 0 with
  * *out and *n (release with secrets_pairs_free; NULL and 0 when none), or

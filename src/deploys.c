@@ -9,13 +9,13 @@
 #include "proto.h"
 #include "xalloc.h"
 
-static const char *const status_names[DEPLOYS_STATUS_COUNT] = {"queued", "running", "done",
-							       "error", "cancelled"};
+static const char *const status_names[DEPLOYS_STATUS_COUNT] = {"queued", "running", "done", "error",
+							       "cancelled"};
 
 /* The state machine: allowed[from][to]. */
 static const unsigned char allowed[DEPLOYS_STATUS_COUNT][DEPLOYS_STATUS_COUNT] = {
-	[DEPLOYS_QUEUED] = {[DEPLOYS_RUNNING] = 1, [DEPLOYS_CANCELLED] = 1},
-	[DEPLOYS_RUNNING] = {[DEPLOYS_DONE] = 1, [DEPLOYS_ERROR] = 1, [DEPLOYS_CANCELLED] = 1},
+    [DEPLOYS_QUEUED] = {[DEPLOYS_RUNNING] = 1, [DEPLOYS_CANCELLED] = 1},
+    [DEPLOYS_RUNNING] = {[DEPLOYS_DONE] = 1, [DEPLOYS_ERROR] = 1, [DEPLOYS_CANCELLED] = 1},
 };
 
 const char *deploys_status_name(enum deploys_status s)
@@ -61,8 +61,8 @@ int deploys_name_valid(const char *name)
 	if (n < 1 || n >= DEPLOYS_NAME_MAX)
 		return 0;
 	for (const char *p = name; *p; p++)
-		if (!((*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') || (*p >= '0' && *p <= '9') ||
-		      *p == '.' || *p == '_' || *p == '-'))
+		if (!((*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') ||
+		      (*p >= '0' && *p <= '9') || *p == '.' || *p == '_' || *p == '-'))
 			return 0;
 	return 1;
 }
@@ -96,7 +96,8 @@ void deploys_list_free(struct deploys_rec *recs, size_t n)
 	free(recs);
 }
 
-static void errf(char *err, size_t errlen, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+static void errf(char *err, size_t errlen, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
 static void errf(char *err, size_t errlen, const char *fmt, ...)
 {
 	if (!err || !errlen)
@@ -199,7 +200,8 @@ int deploys_decode(const void *data, size_t len, struct deploys_rec *r)
 	    get_fixed(o, "release", r->release, sizeof r->release) < 0 ||
 	    get_fixed(o, "rollback_of", r->rollback_of, sizeof r->rollback_of) < 0 ||
 	    deploys_status_parse(proto_jv_get_str(o, "status"), &r->status) < 0 ||
-	    get_num(o, "seq", &seq) < 0 || seq < 1 || get_num(o, "created_ms", &r->created_ms) < 0 ||
+	    get_num(o, "seq", &seq) < 0 || seq < 1 ||
+	    get_num(o, "created_ms", &r->created_ms) < 0 ||
 	    get_num(o, "started_ms", &r->started_ms) < 0 ||
 	    get_num(o, "finished_ms", &r->finished_ms) < 0 || get_num(o, "pid", &r->pid) < 0 ||
 	    get_num(o, "port", &port) < 0 || port < 0 || port > 65535 ||
@@ -352,7 +354,8 @@ static void check_new(const struct deploys_new *in, struct buf *p)
 		problem(p, "blueprint is %zu bytes, more than %zu", strlen(in->blueprint),
 			DEPLOYS_BLUEPRINT_MAX);
 	if (in->title && strlen(in->title) > DEPLOYS_TITLE_MAX)
-		problem(p, "title is %zu bytes, more than %d", strlen(in->title), DEPLOYS_TITLE_MAX);
+		problem(p, "title is %zu bytes, more than %d", strlen(in->title),
+			DEPLOYS_TITLE_MAX);
 	if (in->description && strlen(in->description) > DEPLOYS_DESCRIPTION_MAX)
 		problem(p, "description is %zu bytes, more than %d", strlen(in->description),
 			DEPLOYS_DESCRIPTION_MAX);
@@ -542,9 +545,8 @@ int deploys_start_next(struct store_txn *t, const char *cluster, const char *ser
 	return rc;
 }
 
-int deploys_set_status(struct store_txn *t, const char *id, enum deploys_status to,
-		       int64_t now_ms, const char *reason, struct deploys_rec *out, char *err,
-		       size_t errlen)
+int deploys_set_status(struct store_txn *t, const char *id, enum deploys_status to, int64_t now_ms,
+		       const char *reason, struct deploys_rec *out, char *err, size_t errlen)
 {
 	struct deploys_rec r;
 	struct store_key k;
@@ -581,8 +583,8 @@ int deploys_set_status(struct store_txn *t, const char *id, enum deploys_status 
 			rc = load(t, first, &f);
 			if (rc != 0) {
 				if (rc == STORE_NOTFOUND)
-					store_txn_fail(t, "deploys: queue entry '%s' points nowhere",
-						       first);
+					store_txn_fail(
+					    t, "deploys: queue entry '%s' points nowhere", first);
 				goto store_fail;
 			}
 			if (f.status == DEPLOYS_RUNNING)
@@ -591,9 +593,10 @@ int deploys_set_status(struct store_txn *t, const char *id, enum deploys_status 
 				     "(one at a time)",
 				     r.id, first, r.cluster, r.service);
 			else
-				errf(err, errlen,
-				     "deployment '%s': '%s' is queued before it for service '%s/%s'",
-				     r.id, first, r.cluster, r.service);
+				errf(
+				    err, errlen,
+				    "deployment '%s': '%s' is queued before it for service '%s/%s'",
+				    r.id, first, r.cluster, r.service);
 			deploys_rec_release(&f);
 			rc = -1;
 			goto out;
@@ -635,8 +638,10 @@ static int set_field(char *dst, size_t size, const char *val, const char *what, 
 		return 0;
 	for (const unsigned char *p = (const unsigned char *)val; *p; p++)
 		if (*p < ' ' || *p >= 0x7f) {
-			errf(err, errlen, "deployment '%s': %s holds a character that is not "
-					  "printable ASCII", id, what);
+			errf(err, errlen,
+			     "deployment '%s': %s holds a character that is not "
+			     "printable ASCII",
+			     id, what);
 			return -1;
 		}
 	if (strlen(val) >= size) {
@@ -709,8 +714,8 @@ int deploys_set_release_kept(struct store_txn *t, const char *id, int kept)
 
 /* --- listing ------------------------------------------------------------------- */
 
-int deploys_list(struct store_txn *t, const char *cluster, const char *service,
-		 uint64_t before_seq, size_t limit, struct deploys_rec **out, size_t *n)
+int deploys_list(struct store_txn *t, const char *cluster, const char *service, uint64_t before_seq,
+		 size_t limit, struct deploys_rec **out, size_t *n)
 {
 	struct store_key pre, to;
 	struct deploys_rec *recs = NULL;
@@ -761,8 +766,9 @@ static int rollback_check(const struct deploys_rec *r, const char *cluster, cons
 		return -1;
 	}
 	if (r->status != DEPLOYS_DONE) {
-		errf(err, errlen, "deployment '%s' is '%s': only a done deployment can be a "
-				  "rollback target",
+		errf(err, errlen,
+		     "deployment '%s' is '%s': only a done deployment can be a "
+		     "rollback target",
 		     r->id, deploys_status_name(r->status));
 		return -1;
 	}
@@ -834,8 +840,9 @@ int deploys_rollback_target(struct store_txn *t, const char *cluster, const char
 		return -1;
 	}
 	if (rc == STORE_NOTFOUND)
-		errf(err, errlen, "rollback: service '%s/%s' has no earlier done deployment with a "
-				  "kept release",
+		errf(err, errlen,
+		     "rollback: service '%s/%s' has no earlier done deployment with a "
+		     "kept release",
 		     cluster, service);
 	return rc;
 }

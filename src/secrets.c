@@ -15,7 +15,8 @@
 
 #define SVC_NAME_MAX 63
 
-static void errf(char *err, size_t errlen, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+static void errf(char *err, size_t errlen, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
 static void errf(char *err, size_t errlen, const char *fmt, ...)
 {
 	if (!err || !errlen)
@@ -46,8 +47,8 @@ static int svc_valid(const char *s)
 	if (n < 1 || n > SVC_NAME_MAX)
 		return 0;
 	for (; *s; s++)
-		if (!((*s >= 'a' && *s <= 'z') || (*s >= 'A' && *s <= 'Z') || (*s >= '0' && *s <= '9') ||
-		      *s == '.' || *s == '_' || *s == '-'))
+		if (!((*s >= 'a' && *s <= 'z') || (*s >= 'A' && *s <= 'Z') ||
+		      (*s >= '0' && *s <= '9') || *s == '.' || *s == '_' || *s == '-'))
 			return 0;
 	return 1;
 }
@@ -83,9 +84,10 @@ static int check_names(const char *cluster, const char *service, const char *nam
 	}
 	if (want_name && !secrets_name_valid(name)) {
 		quote(q, name);
-		errf(err, errlen,
-		     "secret '%s': not a valid name ([A-Za-z_][A-Za-z0-9_]*, at most %d characters)",
-		     q, SECRETS_NAME_MAX);
+		errf(
+		    err, errlen,
+		    "secret '%s': not a valid name ([A-Za-z_][A-Za-z0-9_]*, at most %d characters)",
+		    q, SECRETS_NAME_MAX);
 		return -1;
 	}
 	return 0;
@@ -134,8 +136,9 @@ int secrets_master_load(const char *path, uint8_t key[CRYPT_KEY_LEN], char *err,
 		goto out;
 	}
 	if (st.st_uid != geteuid()) {
-		errf(err, errlen, "master key '%s': owned by uid %u, not by the user running dployr "
-				  "(uid %u)",
+		errf(err, errlen,
+		     "master key '%s': owned by uid %u, not by the user running dployr "
+		     "(uid %u)",
 		     path, (unsigned)st.st_uid, (unsigned)geteuid());
 		goto out;
 	}
@@ -182,7 +185,8 @@ struct rec {
 	struct buf blob; /* the envelope */
 };
 
-static void rec_encode(struct buf *b, int64_t created_ms, int64_t updated_ms, const struct buf *blob)
+static void rec_encode(struct buf *b, int64_t created_ms, int64_t updated_ms,
+		       const struct buf *blob)
 {
 	buf_printf(b, "{\"v\":1,\"created_ms\":%lld,\"updated_ms\":%lld,\"blob\":\"",
 		   (long long)created_ms, (long long)updated_ms);
@@ -234,8 +238,9 @@ int secrets_set(struct store_txn *t, struct crypt_rng *rng, const uint8_t master
 		return -1;
 	}
 	if (len && memchr(value, '\0', len)) {
-		errf(err, errlen, "secret '%s': value holds a NUL byte, which an environment "
-				  "variable cannot",
+		errf(err, errlen,
+		     "secret '%s': value holds a NUL byte, which an environment "
+		     "variable cannot",
 		     name);
 		return -1;
 	}
@@ -246,8 +251,9 @@ int secrets_set(struct store_txn *t, struct crypt_rng *rng, const uint8_t master
 		goto store_fail;
 	if (g == 0) {
 		if (rec_decode(v, vlen, &old, 0) < 0) {
-			errf(err, errlen, "secret '%s': the stored record does not decode (delete "
-					  "it, then set it again)",
+			errf(err, errlen,
+			     "secret '%s': the stored record does not decode (delete "
+			     "it, then set it again)",
 			     name);
 			goto out;
 		}
@@ -316,8 +322,8 @@ int secrets_list(struct store_txn *t, const char *cluster, const char *service,
 	return 0;
 }
 
-int secrets_delete(struct store_txn *t, const char *cluster, const char *service,
-		   const char *name, char *err, size_t errlen)
+int secrets_delete(struct store_txn *t, const char *cluster, const char *service, const char *name,
+		   char *err, size_t errlen)
 {
 	struct store_key k;
 	if (check_names(cluster, service, name, 1, err, errlen) < 0)
@@ -403,8 +409,8 @@ int secrets_open_for_agent(struct store_txn *t, const uint8_t master[CRYPT_KEY_L
 		buf_release(&r.blob);
 		if (o < 0) {
 			buf_release(&val);
-			errf(err, errlen, "secret '%s' of service '%s/%s': %s", name, cluster, service,
-			     why);
+			errf(err, errlen, "secret '%s' of service '%s/%s': %s", name, cluster,
+			     service, why);
 			goto fail;
 		}
 		XGROW(pairs, cap, cnt + 1);

@@ -29,8 +29,11 @@ static void add(struct store_txn *t, struct crypt_rng *rng, const char *cluster,
 {
 	char err[256] = "";
 	struct deploys_rec r;
-	struct deploys_new in = {.cluster = cluster, .service = service, .instance = "vm-1",
-				 .blueprint = "name: web\nruntime: python3\n", .title = "t"};
+	struct deploys_new in = {.cluster = cluster,
+				 .service = service,
+				 .instance = "vm-1",
+				 .blueprint = "name: web\nruntime: python3\n",
+				 .title = "t"};
 	if (deploys_add(t, rng, &in, now, &r, err, sizeof err) != 0)
 		harness_fail(__FILE__, __LINE__, "deploys_add: %s", err);
 	memcpy(id, r.id, DEPLOYS_ID_MAX);
@@ -63,12 +66,10 @@ static enum deploys_status status_of(struct store_txn *t, const char *id)
 TEST(deploys_status_table)
 {
 	static const int want[5][5] = {
-		/* to:      queued running done error cancelled */
-		[DEPLOYS_QUEUED] = {0, 1, 0, 0, 1},
-		[DEPLOYS_RUNNING] = {0, 0, 1, 1, 1},
-		[DEPLOYS_DONE] = {0, 0, 0, 0, 0},
-		[DEPLOYS_ERROR] = {0, 0, 0, 0, 0},
-		[DEPLOYS_CANCELLED] = {0, 0, 0, 0, 0},
+	    /* to:      queued running done error cancelled */
+	    [DEPLOYS_QUEUED] = {0, 1, 0, 0, 1},	   [DEPLOYS_RUNNING] = {0, 0, 1, 1, 1},
+	    [DEPLOYS_DONE] = {0, 0, 0, 0, 0},	   [DEPLOYS_ERROR] = {0, 0, 0, 0, 0},
+	    [DEPLOYS_CANCELLED] = {0, 0, 0, 0, 0},
 	};
 	for (int f = 0; f < 5; f++) {
 		for (int to = 0; to < 5; to++)
@@ -127,11 +128,12 @@ TEST(deploys_every_transition_in_the_store)
 			} else {
 				CHECK_INT(rc, -1);
 				char want[160];
-				snprintf(want, sizeof want, "deployment '%s': cannot go from '%s' to '%s'",
-					 id, deploys_status_name(f), deploys_status_name(to));
+				snprintf(want, sizeof want,
+					 "deployment '%s': cannot go from '%s' to '%s'", id,
+					 deploys_status_name(f), deploys_status_name(to));
 				if (strncmp(err, want, strlen(want)) != 0)
-					harness_fail(__FILE__, __LINE__, "error '%s', want '%s'", err,
-						     want);
+					harness_fail(__FILE__, __LINE__, "error '%s', want '%s'",
+						     err, want);
 				if (deploys_status_final(f))
 					CHECK(strstr(err, "(it has ended)") != NULL);
 				CHECK_INT(status_of(t, id), f);
@@ -142,7 +144,8 @@ TEST(deploys_every_transition_in_the_store)
 			t = store_txn_begin(s, 1);
 			char ids[4][DEPLOYS_ID_MAX];
 			enum deploys_status now = status_of(t, id);
-			CHECK_INT(deploys_pending(t, "c1", svc, ids, 4), !deploys_status_final(now));
+			CHECK_INT(deploys_pending(t, "c1", svc, ids, 4),
+				  !deploys_status_final(now));
 			store_txn_abort(t);
 		}
 	}
@@ -233,7 +236,7 @@ TEST(deploys_fifo_per_service_and_independent_services)
 	struct store *s = open_store();
 	struct crypt_rng *rng = crypt_rng_new();
 	static const char *const svcs[][2] = {
-		{"c1", "web"}, {"c1", "web-2"}, {"c2", "web"}, {"c1", "we"}};
+	    {"c1", "web"}, {"c1", "web-2"}, {"c2", "web"}, {"c1", "we"}};
 	enum { NS = 4, PER = 6 };
 	char ids[NS][PER][DEPLOYS_ID_MAX];
 	struct store_txn *t = store_txn_begin(s, 0);
@@ -415,8 +418,13 @@ TEST(deploys_log_append_and_read_with_offsets)
 		CHECK(got.len == model.len && memcmp(got.data, model.data, model.len) == 0);
 	}
 	/* from offsets in the middle of chunks */
-	uint64_t offs[] = {1, 299, DEPLOYS_LOG_CHUNK - 1, DEPLOYS_LOG_CHUNK, DEPLOYS_LOG_CHUNK + 1,
-			   model.len / 2, model.len - 1};
+	uint64_t offs[] = {1,
+			   299,
+			   DEPLOYS_LOG_CHUNK - 1,
+			   DEPLOYS_LOG_CHUNK,
+			   DEPLOYS_LOG_CHUNK + 1,
+			   model.len / 2,
+			   model.len - 1};
 	for (size_t i = 0; i < sizeof offs / sizeof *offs; i++) {
 		buf_reset(&got);
 		read_all(t, id, offs[i], 5000, &got, &end);
@@ -643,8 +651,11 @@ TEST(deploys_rollback_target_selection)
 	/* a rollback to d2 is done: it serves r2, so the next target skips
 	 * d2 (same release) and d4 becomes the target: d4 -> r4 */
 	char rb[DEPLOYS_ID_MAX];
-	struct deploys_new in = {.cluster = "c1", .service = "web", .instance = "vm-1",
-				 .blueprint = "name: web\n", .rollback_of = d2};
+	struct deploys_new in = {.cluster = "c1",
+				 .service = "web",
+				 .instance = "vm-1",
+				 .blueprint = "name: web\n",
+				 .rollback_of = d2};
 	CHECK_INT(deploys_add(t, rng, &in, 9, &r, err, sizeof err), 0);
 	CHECK_STR(r.rollback_of, d2);
 	memcpy(rb, r.id, sizeof rb);
@@ -693,12 +704,16 @@ TEST(deploys_add_reports_every_problem)
 	char title[DEPLOYS_TITLE_MAX + 2];
 	memset(title, 't', sizeof title - 1);
 	title[sizeof title - 1] = '\0';
-	struct deploys_new in = {.cluster = "c/1", .service = "", .instance = "vm 1",
-				 .blueprint = big, .title = title, .rollback_of = "x"};
+	struct deploys_new in = {.cluster = "c/1",
+				 .service = "",
+				 .instance = "vm 1",
+				 .blueprint = big,
+				 .title = title,
+				 .rollback_of = "x"};
 	CHECK_INT(deploys_add(t, rng, &in, 1, &r, err, sizeof err), -1);
-	const char *want[] = {"cluster 'c/1'", "service ''", "instance 'vm 1'",
-			      "blueprint is 262145 bytes", "title is 201 bytes",
-			      "rollback target 'x'"};
+	const char *want[] = {"cluster 'c/1'",	    "service ''",
+			      "instance 'vm 1'",    "blueprint is 262145 bytes",
+			      "title is 201 bytes", "rollback target 'x'"};
 	for (size_t i = 0; i < sizeof want / sizeof *want; i++)
 		if (!strstr(err, want[i]))
 			harness_fail(__FILE__, __LINE__, "'%s' not in '%s'", want[i], err);
@@ -862,8 +877,8 @@ TEST(deploys_missing_database_is_an_error)
 	CHECK(s != NULL);
 	struct crypt_rng *rng = crypt_rng_new();
 	struct store_txn *t = store_txn_begin(s, 0);
-	struct deploys_new in = {.cluster = "c1", .service = "web", .instance = "vm-1",
-				 .blueprint = "x"};
+	struct deploys_new in = {
+	    .cluster = "c1", .service = "web", .instance = "vm-1", .blueprint = "x"};
 	CHECK_INT(deploys_add(t, rng, &in, 1, NULL, err, sizeof err), -1);
 	CHECK(strstr(err, "database 'deploy_ids' is not open") != NULL);
 	CHECK_INT(store_txn_commit(t, NULL, 0), -1);

@@ -45,9 +45,9 @@ static void skey(struct store_key *k, const char *c, const char *s, const char *
 	store_key_raw(k, name, strlen(name));
 }
 
-static const uint8_t master[CRYPT_KEY_LEN] = {1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16,
-					       17, 18, 19, 20, 21, 22, 23, 24, 25, 26, 27, 28, 29, 30,
-					       31, 32};
+static const uint8_t master[CRYPT_KEY_LEN] = {1,  2,  3,  4,  5,  6,  7,  8,  9,  10, 11,
+					      12, 13, 14, 15, 16, 17, 18, 19, 20, 21, 22,
+					      23, 24, 25, 26, 27, 28, 29, 30, 31, 32};
 
 TEST(secrets_set_list_update_delete)
 {
@@ -283,7 +283,8 @@ TEST(secrets_tampering_and_wrong_key_are_detected)
 	CHECK_INT(store_put(t, 0, k.data, k.len, "garbage", 7), 0);
 	CHECK_INT(secrets_open_for_agent(t, master, "c1", "web", &p, &n, err, sizeof err), -1);
 	CHECK(strstr(err, "record does not decode") != NULL);
-	CHECK_INT(secrets_set(t, rng, master, "c1", "web", "TOKEN", "x", 1, 2, err, sizeof err), -1);
+	CHECK_INT(secrets_set(t, rng, master, "c1", "web", "TOKEN", "x", 1, 2, err, sizeof err),
+		  -1);
 	CHECK(strstr(err, "does not decode") != NULL);
 	store_txn_abort(t);
 	buf_release(&orig);
@@ -481,8 +482,8 @@ TEST(secrets_value_never_in_errors_or_logs)
 	CHECK_INT(store_put(t, 0, k.data, k.len, "{", 1), 0);
 	CHECK_INT(secrets_open_for_agent(t, master, "c1", "api", &p, &n, err, sizeof err), -1);
 	RECORD();
-	CHECK_INT(secrets_set(t, rng, master, "c1", "api", "PLANT", planted, strlen(planted), 3, err,
-			      sizeof err),
+	CHECK_INT(secrets_set(t, rng, master, "c1", "api", "PLANT", planted, strlen(planted), 3,
+			      err, sizeof err),
 		  -1);
 	RECORD();
 	CHECK_INT(secrets_list(t, "c1", "api", &m, &n, err, sizeof err), -1);
@@ -499,8 +500,8 @@ TEST(secrets_value_never_in_errors_or_logs)
 	struct store *s2 = store_open("data2", none, 0, 0, err, sizeof err);
 	CHECK(s2 != NULL);
 	t = store_txn_begin(s2, 0);
-	CHECK_INT(secrets_set(t, rng, master, "c1", "web", "PLANT", planted, strlen(planted), 3, err,
-			      sizeof err),
+	CHECK_INT(secrets_set(t, rng, master, "c1", "web", "PLANT", planted, strlen(planted), 3,
+			      err, sizeof err),
 		  -1);
 	RECORD();
 	CHECK(strstr(err, "database 'secrets' is not open") != NULL);
