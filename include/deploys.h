@@ -103,6 +103,7 @@ struct deploys_rec {
 	char release[64];  /* release id on the instance */
 	int port;
 	int release_kept;		  /* the release directory still exists */
+	int cancel_requested;		  /* running, and asked to stop */
 	char rollback_of[DEPLOYS_ID_MAX]; /* target of a rollback, else "" */
 };
 
@@ -161,6 +162,15 @@ int deploys_get_seq(struct store_txn *t, const char *cluster, const char *servic
  * is queued) -- these leave t usable -- or a store failure. */
 int deploys_set_status(struct store_txn *t, const char *id, enum deploys_status to, int64_t now_ms,
 		       const char *reason, struct deploys_rec *out, char *err, size_t errlen);
+
+/* Cancel deployment id: a queued one is cancelled at once (reason
+ * "cancelled before it started"); a running one is marked
+ * cancel_requested and stays running until the caller, having stopped its
+ * work on the instance, sets it cancelled (or done, or error, if it ended
+ * first). Returns 0 with *out (when not NULL) telling which,
+ * STORE_NOTFOUND, or -1 with err (it has ended: t stays usable; store). */
+int deploys_request_cancel(struct store_txn *t, const char *id, int64_t now_ms,
+			   struct deploys_rec *out, char *err, size_t errlen);
 
 /* The running deployment of a service: 0 and *out, STORE_NOTFOUND, or -1. */
 int deploys_active(struct store_txn *t, const char *cluster, const char *service,

@@ -108,6 +108,22 @@ static void errf(char *err, size_t errlen, const char *fmt, ...)
 	va_end(ap);
 }
 
+/* A printable rendering of untrusted text for error messages: at most 64
+ * characters, anything but printable ASCII shown as '?'. */
+#define QUOTE_MAX 72
+static const char *quote(char out[QUOTE_MAX], const char *s)
+{
+	size_t i = 0;
+	for (; s && s[i] && i < 64; i++)
+		out[i] = (s[i] >= ' ' && s[i] < 0x7f) ? s[i] : '?';
+	if (s && s[i]) {
+		memcpy(out + i, "...", 3);
+		i += 3;
+	}
+	out[i] = '\0';
+	return out;
+}
+
 /* Copy src into dst[size], cut at a UTF-8 character boundary if too long. */
 static void copy_cut(char *dst, size_t size, const char *src)
 {
@@ -149,8 +165,9 @@ void deploys_encode(struct buf *b, const struct deploys_rec *r)
 	buf_json_cstr(b, r->revision);
 	buf_puts(b, ",\"release\":");
 	buf_json_cstr(b, r->release);
-	buf_printf(b, ",\"port\":%d,\"release_kept\":%s,\"rollback_of\":", r->port,
-		   r->release_kept ? "true" : "false");
+	buf_printf(
+	    b, ",\"port\":%d,\"release_kept\":%s,\"cancel_requested\":%s,\"rollback_of\":", r->port,
+	    r->release_kept ? "true" : "false", r->cancel_requested ? "true" : "false");
 	buf_json_cstr(b, r->rollback_of);
 	buf_puts(b, ",\"title\":");
 	buf_json_cstr(b, r->title ? r->title : "");
@@ -186,7 +203,7 @@ int deploys_decode(const void *data, size_t len, struct deploys_rec *r)
 		return -1;
 	const struct proto_jv *o = proto_json_root(doc);
 	int64_t v = 0, seq = 0, port = 0;
-	int kept = 0, rc = -1;
+	int kept = 0, cancel = 0, rc = -1;
 	const char *bp = proto_jv_get_str(o, "blueprint"), *ti = proto_jv_get_str(o, "title");
 	const char *de = proto_jv_get_str(o, "description"), *re = proto_jv_get_str(o, "reason");
 	if (get_num(o, "v", &v) < 0 || v != 1 || !bp || !ti || !de || !re ||
@@ -205,7 +222,8 @@ int deploys_decode(const void *data, size_t len, struct deploys_rec *r)
 	    get_num(o, "started_ms", &r->started_ms) < 0 ||
 	    get_num(o, "finished_ms", &r->finished_ms) < 0 || get_num(o, "pid", &r->pid) < 0 ||
 	    get_num(o, "port", &port) < 0 || port < 0 || port > 65535 ||
-	    proto_jv_bool(proto_jv_get(o, "release_kept"), &kept) < 0)
+	    proto_jv_bool(proto_jv_get(o, "release_kept"), &kept) < 0 ||
+	    proto_jv_bool(proto_jv_get(o, "cancel_requested"), &cancel) < 0)
 		goto out;
 	/* the reason was cut to fit when written; its U+FFFD replacements may
 	 * have grown it, so cut it again rather than refuse the record */
@@ -213,6 +231,7 @@ int deploys_decode(const void *data, size_t len, struct deploys_rec *r)
 	r->seq = (uint64_t)seq;
 	r->port = (int)port;
 	r->release_kept = kept;
+	r->cancel_requested = cancel;
 	r->blueprint = xstrdup(bp);
 	r->title = xstrdup(ti);
 	r->description = xstrdup(de);
@@ -339,15 +358,16 @@ static void problem(struct buf *p, const char *fmt, ...)
 
 static void check_new(const struct deploys_new *in, struct buf *p)
 {
+	char q[QUOTE_MAX];
 	if (!deploys_name_valid(in->cluster))
 		problem(p, "cluster '%s' is not a valid name (1-63 of A-Za-z0-9._-)",
-			in->cluster ? in->cluster : "");
+			quote(q, in->cluster));
 	if (!deploys_name_valid(in->service))
 		problem(p, "service '%s' is not a valid name (1-63 of A-Za-z0-9._-)",
-			in->service ? in->service : "");
+			quote(q, in->service));
 	if (!token_valid(in->instance, DEPLOYS_NAME_MAX))
-		problem(p, "instance '%.80s' is not valid (1-63 printable characters, no '/')",
-			in->instance ? in->instance : "");
+		problem(p, "instance '%s' is not valid (1-63 printable characters, no '/')",
+			quote(q, in->instance));
 	if (!in->blueprint || !*in->blueprint)
 		problem(p, "blueprint is empty");
 	else if (strlen(in->blueprint) > DEPLOYS_BLUEPRINT_MAX)
@@ -360,7 +380,8 @@ static void check_new(const struct deploys_new *in, struct buf *p)
 		problem(p, "description is %zu bytes, more than %d", strlen(in->description),
 			DEPLOYS_DESCRIPTION_MAX);
 	if (in->rollback_of && !deploys_id_valid(in->rollback_of))
-		problem(p, "rollback target '%.40s' is not a deployment id", in->rollback_of);
+		problem(p, "rollback target '%s' is not a deployment id",
+			quote(q, in->rollback_of));
 }
 
 int deploys_add(struct store_txn *t, struct crypt_rng *rng, const struct deploys_new *in,
@@ -550,13 +571,14 @@ int deploys_set_status(struct store_txn *t, const char *id, enum deploys_status 
 {
 	struct deploys_rec r;
 	struct store_key k;
+	char q[QUOTE_MAX];
 	int rc;
 
 	if (out)
 		memset(out, 0, sizeof *out);
 	rc = load(t, id, &r);
 	if (rc == STORE_NOTFOUND) {
-		errf(err, errlen, "deployment '%.40s' not found", id ? id : "");
+		errf(err, errlen, "deployment '%s' not found", quote(q, id));
 		return rc;
 	}
 	if (rc < 0)
@@ -622,8 +644,51 @@ int deploys_set_status(struct store_txn *t, const char *id, enum deploys_status 
 	rc = 0;
 	goto out;
 store_fail:
-	errf(err, errlen, "deployment '%.40s': %s", id ? id : "", store_txn_error(t));
+	errf(err, errlen, "deployment '%s': %s", quote(q, id), store_txn_error(t));
 	rc = -1;
+out:
+	deploys_rec_release(&r);
+	return rc;
+}
+
+int deploys_request_cancel(struct store_txn *t, const char *id, int64_t now_ms,
+			   struct deploys_rec *out, char *err, size_t errlen)
+{
+	struct deploys_rec r;
+	char q[QUOTE_MAX];
+	int rc = load(t, id, &r);
+	if (out)
+		memset(out, 0, sizeof *out);
+	if (rc == STORE_NOTFOUND) {
+		errf(err, errlen, "deployment '%s' not found", quote(q, id));
+		return rc;
+	}
+	if (rc < 0) {
+		errf(err, errlen, "deployment '%s': %s", quote(q, id), store_txn_error(t));
+		goto out;
+	}
+	if (r.status == DEPLOYS_QUEUED) {
+		rc = deploys_set_status(t, r.id, DEPLOYS_CANCELLED, now_ms,
+					"cancelled before it started", out, err, errlen);
+		goto out;
+	}
+	if (r.status != DEPLOYS_RUNNING) {
+		errf(err, errlen, "deployment '%s' has ended ('%s'): nothing to cancel", r.id,
+		     deploys_status_name(r.status));
+		rc = -1;
+		goto out;
+	}
+	r.cancel_requested = 1;
+	if (save(t, &r) < 0) {
+		errf(err, errlen, "deployment '%s': %s", r.id, store_txn_error(t));
+		rc = -1;
+		goto out;
+	}
+	log_debug("deploys", "cancel requested", "id", r.id, NULL);
+	if (out) {
+		*out = r;
+		memset(&r, 0, sizeof r);
+	}
 out:
 	deploys_rec_release(&r);
 	return rc;
@@ -657,13 +722,14 @@ int deploys_set_progress(struct store_txn *t, const char *id, const struct deplo
 			 char *err, size_t errlen)
 {
 	struct deploys_rec r;
+	char q[QUOTE_MAX];
 	int rc = load(t, id, &r);
 	if (rc == STORE_NOTFOUND) {
-		errf(err, errlen, "deployment '%.40s' not found", id ? id : "");
+		errf(err, errlen, "deployment '%s' not found", quote(q, id));
 		return rc;
 	}
 	if (rc < 0) {
-		errf(err, errlen, "deployment '%.40s': %s", id ? id : "", store_txn_error(t));
+		errf(err, errlen, "deployment '%s': %s", quote(q, id), store_txn_error(t));
 		goto out;
 	}
 	rc = -1;
@@ -784,19 +850,21 @@ int deploys_rollback_target(struct store_txn *t, const char *cluster, const char
 {
 	struct store_key pre;
 	struct deploys_rec cur;
+	char q[QUOTE_MAX];
 	int rc, have_cur = 0;
 
 	memset(out, 0, sizeof *out);
 	memset(&cur, 0, sizeof cur);
 	if (!deploys_name_valid(cluster) || !deploys_name_valid(service)) {
-		errf(err, errlen, "rollback: service '%.63s/%.63s' is not a valid name",
-		     cluster ? cluster : "", service ? service : "");
+		char q2[QUOTE_MAX];
+		errf(err, errlen, "rollback: service '%s/%s' is not a valid name",
+		     quote(q, cluster), quote(q2, service));
 		return -1;
 	}
 	if (id) {
 		rc = load(t, id, out);
 		if (rc == STORE_NOTFOUND) {
-			errf(err, errlen, "rollback: deployment '%.40s' not found", id);
+			errf(err, errlen, "rollback: deployment '%s' not found", quote(q, id));
 			return -1;
 		}
 		if (rc < 0) {

@@ -885,3 +885,48 @@ TEST(deploys_missing_database_is_an_error)
 	crypt_rng_free(rng);
 	store_close(s);
 }
+
+TEST(deploys_request_cancel)
+{
+	struct store *s = open_store();
+	struct crypt_rng *rng = crypt_rng_new();
+	struct store_txn *t = store_txn_begin(s, 0);
+	char a[DEPLOYS_ID_MAX], b[DEPLOYS_ID_MAX], err[256] = "";
+	struct deploys_rec r;
+	add(t, rng, "c1", "web", 1, a);
+	add(t, rng, "c1", "web", 2, b);
+	must_set(t, a, DEPLOYS_RUNNING);
+
+	/* queued: cancelled at once and out of the queue */
+	CHECK_INT(deploys_request_cancel(t, b, 50, &r, err, sizeof err), 0);
+	CHECK_INT(r.status, DEPLOYS_CANCELLED);
+	CHECK_STR(r.reason, "cancelled before it started");
+	CHECK_INT(r.finished_ms, 50);
+	deploys_rec_release(&r);
+	char ids[4][DEPLOYS_ID_MAX];
+	CHECK_INT(deploys_pending(t, "c1", "web", ids, 4), 1);
+
+	/* running: marked, still running until the caller ends it */
+	CHECK_INT(deploys_request_cancel(t, a, 60, &r, err, sizeof err), 0);
+	CHECK_INT(r.status, DEPLOYS_RUNNING);
+	CHECK_INT(r.cancel_requested, 1);
+	deploys_rec_release(&r);
+	commit(t);
+	t = store_txn_begin(s, 0);
+	CHECK_INT(deploys_active(t, "c1", "web", &r), 0);
+	CHECK_INT(r.cancel_requested, 1);
+	deploys_rec_release(&r);
+	must_set(t, a, DEPLOYS_CANCELLED);
+
+	/* ended: nothing to cancel, t stays usable */
+	CHECK_INT(deploys_request_cancel(t, a, 70, &r, err, sizeof err), -1);
+	CHECK(strncmp(err, "deployment 'd-", 14) == 0);
+	CHECK(strstr(err, "has ended ('cancelled'): nothing to cancel") != NULL);
+	CHECK_INT(deploys_request_cancel(t, "d-\n000000000\x01", 70, NULL, err, sizeof err),
+		  STORE_NOTFOUND);
+	CHECK_STR(err, "deployment 'd-?000000000?' not found");
+	CHECK(!store_txn_failed(t));
+	commit(t);
+	crypt_rng_free(rng);
+	store_close(s);
+}
