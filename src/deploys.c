@@ -422,9 +422,10 @@ int deploys_add(struct store_txn *t, struct crypt_rng *rng, const struct deploys
 	r.status = DEPLOYS_QUEUED;
 	r.created_ms = now_ms;
 	deploys_encode(&enc, &r);
-	if (enc.len > PROTO_MAX_MSG) {
+	if (enc.len + 4096 > PROTO_MAX_MSG) {
 		/* control characters escape to 6 bytes each: refuse what a
-		 * reader could not parse back */
+		 * reader could not parse back, with room for what progress and
+		 * the final status add later (reason: 255 bytes, 6 each) */
 		errf(err, errlen, "deployment: record is %zu bytes once encoded, more than %zu",
 		     enc.len, PROTO_MAX_MSG);
 		goto out;

@@ -122,7 +122,8 @@ int secrets_master_load(const char *path, uint8_t key[CRYPT_KEY_LEN], char *err,
 	uint8_t tmp[CRYPT_KEY_LEN + 1];
 	struct stat st;
 	int rc = -1;
-	int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY);
+	/* O_NONBLOCK: a FIFO planted at path must not hang the caller */
+	int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK);
 	if (fd < 0) {
 		errf(err, errlen, "master key '%s': %s", path, strerror(errno));
 		return -1;

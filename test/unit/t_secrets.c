@@ -346,6 +346,9 @@ TEST(secrets_master_key_file_checks)
 	CHECK(mkdir("dir.key", 0700) == 0);
 	CHECK_INT(secrets_master_load("dir.key", key, err, sizeof err), -1);
 	CHECK_STR(err, "master key 'dir.key': not a regular file");
+	CHECK(mkfifo("fifo.key", 0600) == 0); /* must not block */
+	CHECK_INT(secrets_master_load("fifo.key", key, err, sizeof err), -1);
+	CHECK_STR(err, "master key 'fifo.key': not a regular file");
 	CHECK(memcmp(key, zero, sizeof key) == 0);
 
 	/* another owner (only root can make such a file here) */
