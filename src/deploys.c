@@ -427,7 +427,7 @@ int deploys_add(struct store_txn *t, struct crypt_rng *rng, const struct deploys
 		 * reader could not parse back, with room for what progress and
 		 * the final status add later (reason: 255 bytes, 6 each) */
 		errf(err, errlen, "deployment: record is %zu bytes once encoded, more than %zu",
-		     enc.len, PROTO_MAX_MSG);
+		     enc.len, PROTO_MAX_MSG - 4096);
 		goto out;
 	}
 
