@@ -9,6 +9,7 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "harness.h"
@@ -391,5 +392,214 @@ TEST(new_rejects_bad_options)
 	CHECK(strstr(c.data, "\"listen\":[\"[::1]:81\"]"));
 	buf_release(&c);
 	proxy_free(px);
+	loop_free(l);
+}
+
+/* --- with the real Caddy ------------------------------------------------------ */
+
+static int have_caddy(void)
+{
+	const char *path = "/usr/local/bin:/usr/bin:/bin:/usr/sbin:/sbin";
+	char buf[256];
+	for (const char *p = path; *p;) {
+		size_t n = strcspn(p, ":");
+		snprintf(buf, sizeof(buf), "%.*s/caddy", (int)n, p);
+		if (access(buf, X_OK) == 0)
+			return 1;
+		p += n + (p[n] == ':');
+	}
+	fprintf(stderr, "skip: caddy is not installed\n");
+	return 0;
+}
+
+/* A port with nothing listening: bound and closed again. */
+static int free_port(void)
+{
+	struct net_addr a;
+	char err[256];
+	CHECK_INT(net_parse("127.0.0.1:0", &a, err, sizeof(err)), 0);
+	int fd = net_listen(&a, 1, err, sizeof(err));
+	CHECK(fd >= 0);
+	CHECK_INT(net_local_addr(fd, &a, err, sizeof(err)), 0);
+	close(fd);
+	return net_addr_port(&a);
+}
+
+static void write_text(const char *path, const char *text)
+{
+	int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC, 0644);
+	CHECK(fd >= 0);
+	CHECK_INT(write(fd, text, strlen(text)), (long long)strlen(text));
+	close(fd);
+}
+
+/* GET http://127.0.0.1:PORT/ with curl. Returns curl's exit status (0:
+ * a 2xx reply, 7: connection refused, 22: HTTP error); body in out. */
+static int get(int port, const char *host, struct buf *out)
+{
+	char url[64], hdr[300];
+	snprintf(url, sizeof(url), "http://127.0.0.1:%d/", port);
+	snprintf(hdr, sizeof(hdr), "Host: %s", host ? host : "localhost");
+	const char *argv[] = {"/usr/bin/curl", "-sSf", "--max-time", "5", "-H", hdr, url, NULL};
+	struct run_opts o = {.argv = argv, .timeout_ms = 10000};
+	struct run_result r = RUN_RESULT_INIT;
+	char err[256];
+	int rc = run(&o, &r, err, sizeof(err));
+	CHECK_INT(rc, 0);
+	buf_reset(out);
+	buf_add(out, r.out.data, r.out.len);
+	int st = WIFEXITED(r.status) ? WEXITSTATUS(r.status) : 255;
+	run_result_release(&r);
+	return st;
+}
+
+/* Can a TCP connection to 127.0.0.1:port be made? (blocking, in tests) */
+static int port_open(int port)
+{
+	char err[256], text[32];
+	struct net_addr a;
+	snprintf(text, sizeof(text), "127.0.0.1:%d", port);
+	CHECK_INT(net_parse(text, &a, err, sizeof(err)), 0);
+	int fd = net_connect(&a, err, sizeof(err));
+	if (fd < 0)
+		return 0;
+	for (int i = 0; i < 100; i++) {
+		struct timespec ts = {0, 10 * 1000000};
+		int r = net_connect_result(fd, err, sizeof(err));
+		if (r == 0) {
+			close(fd);
+			return 1;
+		}
+		if (errno != EINPROGRESS && errno != EALREADY && errno != 0)
+			break;
+		nanosleep(&ts, NULL);
+	}
+	close(fd);
+	return 0;
+}
+
+struct upstream {
+	pid_t pid;
+	int port;
+};
+
+/* python3's http.server on a free port serving DIR (made, with an
+ * index.html holding text). */
+static struct upstream upstream(const char *dir, const char *text)
+{
+	struct upstream u;
+	char path[256], ps[16], err[256];
+	CHECK_INT(mkdir(dir, 0755), 0);
+	snprintf(path, sizeof(path), "%s/index.html", dir);
+	write_text(path, text);
+	u.port = free_port();
+	snprintf(ps, sizeof(ps), "%d", u.port);
+	const char *argv[] = {"/usr/bin/python3", "-m", "http.server", "--bind", "127.0.0.1",
+			      "--directory", dir, ps, NULL};
+	struct spawn_opts o = {.argv = argv, .pgroup = SPAWN_PGROUP};
+	struct spawn_proc p;
+	if (spawn_start(&o, &p, err, sizeof(err)) < 0)
+		harness_fail(__FILE__, __LINE__, "%s", err);
+	u.pid = p.pid;
+	for (int i = 0; i < 500 && !port_open(u.port); i++) {
+		struct timespec ts = {0, 20 * 1000000};
+		nanosleep(&ts, NULL);
+	}
+	CHECK(port_open(u.port));
+	return u;
+}
+
+static void kill_pid(pid_t pid)
+{
+	if (pid > 1) {
+		kill(pid, SIGKILL);
+		waitpid(pid, NULL, 0);
+	}
+}
+
+static void dump_log(void)
+{
+	struct buf b = BUF_INIT;
+	char err[256];
+	if (buf_read_file(&b, "caddy.log", 1 << 20, err, sizeof(err)) == 0)
+		fprintf(stderr, "--- caddy.log (tail)\n%s\n",
+			b.len > 3000 ? b.data + b.len - 3000 : b.data);
+	buf_release(&b);
+}
+
+/* Run the loop until px has no change pending (bounded: 15 s). */
+static void settle(struct loop *l, struct proxy *px, int line)
+{
+	long long end = loop_now_ms() + 15000;
+	while (proxy_pending(px)) {
+		if (loop_now_ms() > end) {
+			dump_log();
+			harness_fail(__FILE__, line, "proxy still pending: %s", proxy_error(px));
+		}
+		loop_run_once(l, 50);
+	}
+}
+#define SETTLE(l, px) settle(l, px, __LINE__)
+
+/* Start the proxy and wait for Caddy to take the (empty) model. */
+static void start(struct loop *l, struct proxy *px, struct applied *a)
+{
+	char err[512];
+	CHECK_INT(proxy_start(px, err, sizeof(err)), 0);
+	CHECK(proxy_pid(px) > 1);
+	long long end = loop_now_ms() + 15000;
+	while (a->ok + a->failed == 0) {
+		if (loop_now_ms() > end) {
+			dump_log();
+			harness_fail(__FILE__, __LINE__, "caddy never answered: %s",
+				     proxy_error(px));
+		}
+		loop_run_once(l, 50);
+	}
+	CHECK_INT(a->failed, 0);
+}
+
+TEST(caddy_switches_upstream_in_one_load)
+{
+	if (!have_caddy())
+		return;
+	struct loop *l = mkloop();
+	struct applied a = {0};
+	struct proxy *px = mkproxy(l, "px", 0, &a);
+	struct upstream ua = upstream("a", "release A\n"), ub = upstream("b", "release B\n");
+	start(l, px, &a);
+	pid_t caddy = proxy_pid(px);
+	char err[512];
+	int port = free_port();
+	struct proxy_site s = {.name = "web", .port = port, .upstreams = &ua.port,
+			       .nupstreams = 1};
+	CHECK_INT(proxy_set_site(px, &s, err, sizeof(err)), 0);
+	CHECK(proxy_pending(px));
+	SETTLE(l, px);
+	CHECK_STR(proxy_error(px), "");
+	struct buf body = BUF_INIT;
+	CHECK_INT(get(port, NULL, &body), 0);
+	CHECK_STR(body.data, "release A\n");
+
+	unsigned loads = proxy_loads(px);
+	s.upstreams = &ub.port;
+	CHECK_INT(proxy_set_site(px, &s, err, sizeof(err)), 0);
+	proxy_apply(px);
+	SETTLE(l, px);
+	CHECK_INT(proxy_loads(px), loads + 1);
+	CHECK_INT(get(port, NULL, &body), 0);
+	CHECK_STR(body.data, "release B\n");
+	/* Re-applying the same model does not reload Caddy. */
+	CHECK_INT(proxy_set_site(px, &s, err, sizeof(err)), 0);
+	proxy_apply(px);
+	SETTLE(l, px);
+	CHECK_INT(proxy_loads(px), loads + 1);
+	CHECK_INT(proxy_pid(px), caddy);
+
+	buf_release(&body);
+	proxy_free(px);
+	kill_pid(caddy);
+	kill_pid(ua.pid);
+	kill_pid(ub.pid);
 	loop_free(l);
 }
