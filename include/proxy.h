@@ -56,7 +56,9 @@
  * arm a timer (opts.apply_delay_ms); every change made before it fires goes
  * in one load, since every load closes proxied WebSockets. proxy_apply
  * loads at once. A load that is in flight when the model changes is
- * followed by another. An unchanged model is not loaded again.
+ * followed by another. A model whose config equals the one Caddy last
+ * accepted is not sent (nothing to do, on_apply is not called, and the
+ * error of a refused load is cleared: Caddy runs the model).
  *
  * Errors: a config Caddy refuses (4xx/5xx) is reported through on_apply
  * (ok 0) and proxy_error ("proxy: caddy refused the config (400): loading

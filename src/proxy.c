@@ -590,6 +590,7 @@ static void proxy_send(struct proxy *px)
 	proxy_config(px, &body);
 	if (px->last.len == body.len && memcmp(px->last.data, body.data, body.len) == 0) {
 		px->done_gen = px->gen;
+		px->error[0] = '\0';
 		buf_release(&body);
 		return;
 	}

@@ -603,3 +603,208 @@ TEST(caddy_switches_upstream_in_one_load)
 	kill_pid(ub.pid);
 	loop_free(l);
 }
+
+static void read_text(const char *path, struct buf *out)
+{
+	char err[256];
+	buf_reset(out);
+	if (buf_read_file(out, path, 1 << 22, err, sizeof(err)) < 0)
+		harness_fail(__FILE__, __LINE__, "%s", err);
+}
+
+static size_t count(const char *s, const char *needle)
+{
+	size_t n = 0;
+	for (const char *p = strstr(s, needle); p; p = strstr(p + 1, needle))
+		n++;
+	return n;
+}
+
+/* A client (bounded: at most 20000 requests, and it stops when ./stop
+ * exists) writes one line per request to client.out: the body, or "ERR"
+ * and the error. */
+static const char client_py[] =
+    "import os, sys, urllib.request\n"
+    "out = open('client.out', 'w', buffering=1)\n"
+    "for i in range(20000):\n"
+    "    if os.path.exists('stop'):\n"
+    "        break\n"
+    "    try:\n"
+    "        with urllib.request.urlopen(sys.argv[1], timeout=5) as r:\n"
+    "            out.write(r.read().decode().strip() + '\\n')\n"
+    "    except Exception as e:\n"
+    "        out.write('ERR %r\\n' % (e,))\n";
+
+/* Run the loop until client.out holds want n times after offset (bounded). */
+static void wait_client(struct loop *l, size_t offset, const char *want, size_t n)
+{
+	struct buf b = BUF_INIT;
+	long long end = loop_now_ms() + 15000;
+	for (;;) {
+		read_text("client.out", &b);
+		if (b.len > offset && count(b.data + offset, want) >= n)
+			break;
+		if (loop_now_ms() > end)
+			harness_fail(__FILE__, __LINE__, "client never got '%s'", want);
+		loop_run_once(l, 20);
+	}
+	buf_release(&b);
+}
+
+TEST(caddy_switch_drops_no_request)
+{
+	if (!have_caddy())
+		return;
+	struct loop *l = mkloop();
+	struct applied a = {0};
+	struct proxy *px = mkproxy(l, "px", 0, &a);
+	struct upstream ua = upstream("a", "release A\n"), ub = upstream("b", "release B\n");
+	start(l, px, &a);
+	pid_t caddy = proxy_pid(px);
+	char err[512], url[64];
+	int port = free_port();
+	struct proxy_site s = {.name = "web", .port = port, .upstreams = &ua.port,
+			       .nupstreams = 1};
+	CHECK_INT(proxy_set_site(px, &s, err, sizeof(err)), 0);
+	SETTLE(l, px);
+
+	write_text("client.py", client_py);
+	write_text("client.out", "");
+	snprintf(url, sizeof(url), "http://127.0.0.1:%d/", port);
+	const char *argv[] = {"/usr/bin/python3", "client.py", url, NULL};
+	struct spawn_opts o = {.argv = argv, .pgroup = SPAWN_PGROUP, .err = SPAWN_INHERIT};
+	struct spawn_proc cp;
+	CHECK_INT(spawn_start(&o, &cp, err, sizeof(err)), 0);
+	wait_client(l, 0, "release A", 20);
+
+	/* Six switches, each one load, each while requests keep coming. */
+	unsigned loads = proxy_loads(px);
+	struct buf b = BUF_INIT;
+	const struct upstream *order[] = {&ub, &ua, &ub, &ua, &ub, &ua};
+	for (int i = 0; i < 6; i++) {
+		read_text("client.out", &b);
+		size_t off = b.len;
+		s.upstreams = &order[i]->port;
+		CHECK_INT(proxy_set_site(px, &s, err, sizeof(err)), 0);
+		proxy_apply(px);
+		SETTLE(l, px);
+		wait_client(l, off, order[i] == &ub ? "release B" : "release A", 50);
+	}
+	CHECK_INT(proxy_loads(px), loads + 6);
+	write_text("stop", "");
+	int status;
+	CHECK_INT(waitpid(cp.pid, &status, 0), cp.pid);
+	CHECK(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+	read_text("client.out", &b);
+	size_t na = count(b.data, "release A\n"), nb = count(b.data, "release B\n");
+	if (count(b.data, "ERR") != 0)
+		harness_fail(__FILE__, __LINE__, "failed requests: %s", strstr(b.data, "ERR"));
+	CHECK(na > 0 && nb > 0);
+	CHECK_INT(na + nb, count(b.data, "\n"));
+	fprintf(stderr, "zero-downtime: %zu requests across 6 switches, none failed\n", na + nb);
+
+	buf_release(&b);
+	proxy_free(px);
+	kill_pid(caddy);
+	kill_pid(ua.pid);
+	kill_pid(ub.pid);
+	loop_free(l);
+}
+
+TEST(caddy_static_site_hosts_and_removal)
+{
+	if (!have_caddy())
+		return;
+	struct loop *l = mkloop();
+	struct applied a = {0};
+	struct proxy *px = mkproxy(l, "px", 0, &a);
+	struct upstream ua = upstream("a", "release A\n");
+	start(l, px, &a);
+	pid_t caddy = proxy_pid(px);
+	char err[512], root[4096];
+	CHECK_INT(mkdir("site", 0755), 0);
+	write_text("site/index.html", "static docs\n");
+	CHECK(realpath("site", root) != NULL);
+	int port = free_port();
+	const char *dom[] = {"docs.example.org"};
+	struct proxy_site docs = {.name = "docs", .port = port, .domains = dom, .ndomains = 1,
+				  .root = root};
+	struct proxy_site web = {.name = "web", .port = port, .upstreams = &ua.port,
+				 .nupstreams = 1};
+	unsigned loads = proxy_loads(px);
+	/* Two changes in one batch: one load. */
+	CHECK_INT(proxy_set_site(px, &docs, err, sizeof(err)), 0);
+	CHECK_INT(proxy_set_site(px, &web, err, sizeof(err)), 0);
+	SETTLE(l, px);
+	CHECK_INT(proxy_loads(px), loads + 1);
+	struct buf body = BUF_INIT;
+	CHECK_INT(get(port, "docs.example.org", &body), 0);
+	CHECK_STR(body.data, "static docs\n");
+	CHECK_INT(get(port, "DOCS.example.org", &body), 0);
+	CHECK_STR(body.data, "static docs\n");
+	CHECK_INT(get(port, "other.example.org", &body), 0);
+	CHECK_STR(body.data, "release A\n");
+
+	/* Without the static site its host falls to the catch-all. */
+	CHECK_INT(proxy_remove_site(px, "docs"), 0);
+	SETTLE(l, px);
+	CHECK_INT(get(port, "docs.example.org", &body), 0);
+	CHECK_STR(body.data, "release A\n");
+	/* Without any site on the port, Caddy stops listening on it. */
+	CHECK_INT(proxy_remove_site(px, "web"), 0);
+	SETTLE(l, px);
+	CHECK_INT(get(port, NULL, &body), 7);
+	CHECK_INT(proxy_loads(px), loads + 3);
+	CHECK_INT(a.failed, 0);
+
+	buf_release(&body);
+	proxy_free(px);
+	kill_pid(caddy);
+	kill_pid(ua.pid);
+	loop_free(l);
+}
+
+TEST(caddy_refusal_is_reported)
+{
+	if (!have_caddy())
+		return;
+	struct loop *l = mkloop();
+	struct applied a = {0};
+	char err[512];
+	/* 192.0.2.1 (TEST-NET-1) is not an address of this host: Caddy cannot
+	 * bind it and refuses the config. */
+	struct proxy_opts o = {.dir = "px", .listen_host = "192.0.2.1", .apply_delay_ms = 20,
+			       .on_apply = on_apply, .arg = &a};
+	struct proxy *px = proxy_new(l, &o, err, sizeof(err));
+	CHECK(px != NULL);
+	start(l, px, &a);
+	pid_t caddy = proxy_pid(px);
+	int port = free_port();
+	CHECK_INT(proxy_set_site(px, &(struct proxy_site){.name = "web", .port = port,
+							    .root = "/nonexistent"},
+				 err, sizeof(err)),
+		  0);
+	SETTLE(l, px);
+	CHECK_INT(a.failed, 1);
+	const char *e = proxy_error(px);
+	if (!strstr(e, "proxy: caddy refused the config (4") || !strstr(e, "192.0.2.1"))
+		harness_fail(__FILE__, __LINE__, "error: %s", e);
+	/* Caddy kept its old config, which is the model again once the site
+	 * is gone: nothing to load, and no error any more. */
+	CHECK_INT(proxy_pid(px), caddy);
+	CHECK_INT(proxy_remove_site(px, "web"), 0);
+	SETTLE(l, px);
+	CHECK_STR(proxy_error(px), "");
+	CHECK_INT(a.ok, 1);
+	/* Caddy still answers: a new model is sent (and refused again). */
+	CHECK_INT(proxy_set_site(px, &(struct proxy_site){.name = "w2", .port = port,
+							    .root = "/nonexistent"},
+				 err, sizeof(err)),
+		  0);
+	SETTLE(l, px);
+	CHECK_INT(a.failed, 2);
+	CHECK_INT(proxy_pid(px), caddy);
+	proxy_free(px);
+	kill_pid(caddy);
+	loop_free(l);
+}
