@@ -42,6 +42,13 @@
  *
  * Tests listen on 127.0.0.1 with https off: only the plain port servers.
  *
+ * Known limit of Caddy 2.6.2 (Debian 12): it listens with SO_REUSEPORT and
+ * opens new sockets on every load, so a client connection still queued on
+ * an old socket when it closes is reset by the kernel (a zero-downtime test
+ * here sees 0 to 2 resets in 6 loads under a tight request loop; requests
+ * in flight and later connections are served). Proxied WebSockets are
+ * closed by every load. Hence the batching: one load per deploy switch.
+ *
  * Caddy runs as `caddy run --config DIR/caddy.json` under supervise (its
  * own process group, restarted with backoff when it dies), with HOME and
  * XDG dirs inside DIR. caddy.json is a bootstrap (the admin endpoint alone,
@@ -96,7 +103,9 @@ struct proxy_opts {
 	/* Caddy's whole environment [HOME=DIR, XDG_CONFIG_HOME=DIR/config,
 	 * XDG_DATA_HOME=DIR/data, PATH=/usr/local/bin:/usr/bin:/bin]. */
 	const char *const *envp;
-	int log_fd;		   /* > 0: Caddy's stdout and stderr [/dev/null] */
+	/* > 0: Caddy's stdout and stderr, kept open by the caller while the
+	 * proxy lives (every restart writes to it) [/dev/null]. */
+	int log_fd;
 	long long apply_delay_ms;  /* batching window [200] */
 	long long timeout_ms;	   /* one admin request's deadline [10000] */
 	long long backoff_min_ms;  /* Caddy restart backoff [500] */

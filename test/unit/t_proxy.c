@@ -697,15 +697,15 @@ TEST(caddy_switch_drops_no_request)
 	CHECK(WIFEXITED(status) && WEXITSTATUS(status) == 0);
 	read_text("client.out", &b);
 	size_t na = count(b.data, "release A\n"), nb = count(b.data, "release B\n");
-	size_t resets = count(b.data, "ERR ConnectionResetError(104");
+	size_t resets = count(b.data, "ConnectionResetError(104");
 	size_t nerr = count(b.data, "ERR");
 	/* Caddy 2.6.2 listens with SO_REUSEPORT and opens a new socket per
 	 * load; connections still queued on the old socket when it closes are
-	 * reset by the kernel (seen in about 4 runs of 10, one connection per
-	 * 6 loads). Any other failure (a 502, a timeout, a wrong body), or more
+	 * reset by the kernel (here: 0 to 2 connections in 6 loads, in about
+	 * half the runs). Any other failure (a 502, a timeout, a wrong body), or more
 	 * than one reset per load, fails the test. */
 	if (nerr != resets || resets > 6)
-		harness_fail(__FILE__, __LINE__, "failed requests: %s", strstr(b.data, "ERR"));
+		harness_fail(__FILE__, __LINE__, "failed requests: %.300s", strstr(b.data, "ERR"));
 	CHECK(na > 0 && nb > 0);
 	CHECK_INT(na + nb + nerr, count(b.data, "\n"));
 	fprintf(stderr, "zero-downtime: %zu requests across 6 loads, %zu reset by caddy\n",
@@ -783,6 +783,7 @@ TEST(caddy_refusal_is_reported)
 	 * bind it and refuses the config. */
 	struct proxy_opts o = {.dir = "px", .listen_host = "192.0.2.1", .apply_delay_ms = 20,
 			       .on_apply = on_apply, .arg = &a};
+	log_set_level(LOG_LVL_OFF); /* the refusals are expected */
 	struct proxy *px = proxy_new(l, &o, err, sizeof(err));
 	CHECK(px != NULL);
 	start(l, px, &a);
