@@ -1004,3 +1004,34 @@ TEST(caddy_is_adopted_by_the_next_proxy)
 	kill_pid(ua.pid);
 	loop_free(l);
 }
+
+TEST(missing_caddy_is_retried_not_fatal)
+{
+	struct loop *l = mkloop();
+	log_set_level(LOG_LVL_OFF);
+	struct applied a = {0};
+	char err[512];
+	struct proxy_opts o = {.dir = "px", .caddy = "/nonexistent/caddy", .apply_delay_ms = 1,
+			       .backoff_min_ms = 10, .on_apply = on_apply, .arg = &a};
+	struct proxy *px = proxy_new(l, &o, err, sizeof(err));
+	CHECK(px != NULL);
+	CHECK_INT(proxy_set_site(px, &(struct proxy_site){.name = "s", .port = 1, .root = "/"},
+				 err, sizeof(err)),
+		  0);
+	CHECK_INT(proxy_start(px, err, sizeof(err)), 0);
+	/* The bootstrap config holds the admin endpoint alone. */
+	struct buf b = BUF_INIT;
+	CHECK_INT(buf_read_file(&b, "px/caddy.json", 4096, err, sizeof(err)), 0);
+	CHECK(strncmp(b.data, "{\"admin\":{\"listen\":\"unix/", 25) == 0);
+	CHECK(strstr(b.data, "\"apps\"") == NULL);
+	for (int i = 0; i < 20; i++)
+		loop_run_once(l, 10);
+	CHECK_INT(proxy_pid(px), -1);
+	CHECK(proxy_pending(px));
+	CHECK_INT(a.ok + a.failed, 0);
+	CHECK_INT(proxy_loads(px), 0);
+	proxy_stop(px);
+	buf_release(&b);
+	proxy_free(px);
+	loop_free(l);
+}
