@@ -478,6 +478,35 @@ static int port_open(int port)
 	return 0;
 }
 
+/* Processes a caddy_* test starts must not outlive it, even when a CHECK
+ * fails (harness_fail calls _exit): guard() forks a watcher that reads
+ * their pids from a pipe and, once the pipe closes because the test
+ * process is gone, kills each one's process group. */
+static int guard_fd = -1;
+
+static void guard(pid_t pid)
+{
+	if (guard_fd < 0) {
+		int fds[2];
+		CHECK_INT(pipe2(fds, O_CLOEXEC), 0);
+		pid_t w = fork();
+		CHECK(w >= 0);
+		if (w == 0) {
+			close(fds[1]);
+			pid_t pids[64];
+			size_t n = 0;
+			while (n < 64 && read(fds[0], &pids[n], sizeof(pid_t)) == sizeof(pid_t))
+				n++;
+			for (size_t i = 0; i < n; i++)
+				kill(-pids[i], SIGKILL);
+			_exit(0);
+		}
+		close(fds[0]);
+		guard_fd = fds[1];
+	}
+	CHECK_INT(write(guard_fd, &pid, sizeof(pid)), sizeof(pid));
+}
+
 struct upstream {
 	pid_t pid;
 	int port;
@@ -501,6 +530,7 @@ static struct upstream upstream(const char *dir, const char *text)
 	if (spawn_start(&o, &p, err, sizeof(err)) < 0)
 		harness_fail(__FILE__, __LINE__, "%s", err);
 	u.pid = p.pid;
+	guard(u.pid);
 	for (int i = 0; i < 500 && !port_open(u.port); i++) {
 		struct timespec ts = {0, 20 * 1000000};
 		nanosleep(&ts, NULL);
@@ -547,6 +577,7 @@ static void start(struct loop *l, struct proxy *px, struct applied *a)
 	char err[512];
 	CHECK_INT(proxy_start(px, err, sizeof(err)), 0);
 	CHECK(proxy_pid(px) > 1);
+	guard(proxy_pid(px));
 	long long end = loop_now_ms() + 15000;
 	while (a->ok + a->failed == 0) {
 		if (loop_now_ms() > end) {
@@ -675,6 +706,7 @@ TEST(caddy_switch_drops_no_request)
 	struct spawn_opts o = {.argv = argv, .pgroup = SPAWN_PGROUP, .err = SPAWN_INHERIT};
 	struct spawn_proc cp;
 	CHECK_INT(spawn_start(&o, &cp, err, sizeof(err)), 0);
+	guard(cp.pid);
 	wait_client(l, 0, "release A", 20);
 
 	/* Six switches, each one load, each while requests keep coming. */
@@ -935,6 +967,7 @@ TEST(caddy_restarted_after_a_crash_gets_the_model_back)
 		loop_run_once(l, 50);
 	}
 	caddy = proxy_pid(px);
+	guard(caddy);
 	CHECK_INT(get(port, NULL, &body), 0);
 	CHECK_STR(body.data, "release A\n");
 
