@@ -106,10 +106,10 @@ struct proxy_opts {
 	/* > 0: Caddy's stdout and stderr, kept open by the caller while the
 	 * proxy lives (every restart writes to it) [/dev/null]. */
 	int log_fd;
-	long long apply_delay_ms;  /* batching window [200] */
-	long long timeout_ms;	   /* one admin request's deadline [10000] */
-	long long backoff_min_ms;  /* Caddy restart backoff [500] */
-	long long backoff_max_ms;  /* [30000] */
+	long long apply_delay_ms; /* batching window [200] */
+	long long timeout_ms;	  /* one admin request's deadline [10000] */
+	long long backoff_min_ms; /* Caddy restart backoff [500] */
+	long long backoff_max_ms; /* [30000] */
 	proxy_fn on_apply;
 	void *arg;
 };
@@ -117,8 +117,8 @@ struct proxy_opts {
 /* A site, borrowed by proxy_set_site (which copies it). Exactly one of
  * upstreams (web) and root (static). */
 struct proxy_site {
-	const char *name;	   /* 1..PROXY_NAME_MAX bytes, unique key */
-	int port;		   /* 1..65535, the port served on the VM */
+	const char *name;	    /* 1..PROXY_NAME_MAX bytes, unique key */
+	int port;		    /* 1..65535, the port served on the VM */
 	const char *const *domains; /* 0..PROXY_MAX_DOMAINS, each unique */
 	size_t ndomains;
 	const int *upstreams; /* 127.0.0.1 ports, 1..PROXY_MAX_UPSTREAMS */

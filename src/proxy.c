@@ -50,7 +50,7 @@ struct proxy {
 	long long retry_ms;
 	unsigned retries;
 
-	int fd; /* admin connection in flight, or -1 */
+	int fd;		/* admin connection in flight, or -1 */
 	struct buf req; /* head and body */
 	size_t body_off, sent;
 	struct http_parser *hp;
@@ -62,7 +62,7 @@ struct proxy {
 static void proxy_send(struct proxy *px);
 
 static void proxy_seterr(struct proxy *px, const char *fmt, ...)
-	__attribute__((format(printf, 2, 3)));
+    __attribute__((format(printf, 2, 3)));
 static void proxy_seterr(struct proxy *px, const char *fmt, ...)
 {
 	va_list ap;
@@ -266,8 +266,8 @@ static int ends_with(const char *s, size_t n, const char *suffix)
 static int domain_public(const char *d)
 {
 	static const char *const private_suffixes[] = {
-	    ".localhost", ".local", ".internal", ".test", ".example", ".invalid", ".lan",
-	    ".home.arpa",
+	    ".localhost", ".local",   ".internal", ".test",
+	    ".example",	  ".invalid", ".lan",	   ".home.arpa",
 	};
 	struct net_addr a;
 	char tmp[PROXY_DOMAIN_MAX + 16], e[8];
@@ -527,8 +527,8 @@ static void proxy_on_fd(struct loop *loop, long long fd, void *arg, int mask)
 	if (px->sent < px->req.len) {
 		if (!(mask & (LOOP_WRITE | LOOP_ERROR)))
 			return;
-		ssize_t n = send(px->fd, px->req.data + px->sent, px->req.len - px->sent,
-				 MSG_NOSIGNAL);
+		ssize_t n =
+		    send(px->fd, px->req.data + px->sent, px->req.len - px->sent, MSG_NOSIGNAL);
 		if (n < 0) {
 			if (errno == EAGAIN || errno == EINTR)
 				return;
@@ -816,8 +816,7 @@ struct proxy *proxy_new(struct loop *loop, const struct proxy_opts *o, char *err
 		return NULL;
 	}
 	if (strlen(rp) + sizeof("/admin.sock") > sizeof(((struct sockaddr_un *)0)->sun_path)) {
-		snprintf(err, errlen, "proxy: directory '%s': too long for a unix socket path",
-			 rp);
+		snprintf(err, errlen, "proxy: directory '%s': too long for a unix socket path", rp);
 		return NULL;
 	}
 	struct proxy *px = xcalloc(1, sizeof(*px));

@@ -106,8 +106,12 @@ TEST(config_is_deterministic_and_admin_is_a_unix_socket)
 	char err[256];
 	const char *dom[] = {"shop.example.org", "www.shop.example.org"};
 	int up[] = {9001, 9002};
-	struct proxy_site web = {.name = "web", .port = 8080, .domains = dom, .ndomains = 2,
-				 .upstreams = up, .nupstreams = 2};
+	struct proxy_site web = {.name = "web",
+				 .port = 8080,
+				 .domains = dom,
+				 .ndomains = 2,
+				 .upstreams = up,
+				 .nupstreams = 2};
 	struct proxy_site api = {.name = "api", .port = 8080, .upstreams = up, .nupstreams = 1};
 	struct proxy_site docs = {.name = "docs", .port = 3000, .root = "/srv/docs"};
 	CHECK_INT(proxy_set_site(p1, &web, err, sizeof(err)), 0);
@@ -196,7 +200,10 @@ TEST(config_escapes_hostile_strings)
 	const char *evil = "evil\"}]}],\"admin\":{\"listen\":\"localhost:2019\"},\"x\":[\"\\";
 	const char *dom[] = {evil, "ctl\x01\n.example.org", "bad\xff\xfeutf8.org"};
 	const char *name = "n\"a\\m\ne";
-	struct proxy_site s = {.name = name, .port = 8080, .domains = dom, .ndomains = 3,
+	struct proxy_site s = {.name = name,
+			       .port = 8080,
+			       .domains = dom,
+			       .ndomains = 3,
 			       .root = "/srv/\"quoted\"\\dir"};
 	CHECK_INT(proxy_set_site(px, &s, err, sizeof(err)), 0);
 	struct buf c = BUF_INIT;
@@ -208,8 +215,8 @@ TEST(config_escapes_hostile_strings)
 	const struct proto_jv *route =
 	    proto_jv_first(proto_jv_get(proto_jv_get(servers(doc), "port-8080"), "routes"));
 	CHECK_STR(proto_jv_get_str(route, "@id"), "dployr.n\"a\\m\ne");
-	const struct proto_jv *hosts = proto_jv_get(proto_jv_first(proto_jv_get(route, "match")),
-						    "host");
+	const struct proto_jv *hosts =
+	    proto_jv_get(proto_jv_first(proto_jv_get(route, "match")), "host");
 	CHECK_INT(proto_jv_len(hosts), 3);
 	CHECK_STR(proto_jv_str(proto_jv_at(hosts, 0)), evil);
 	CHECK_STR(proto_jv_str(proto_jv_at(hosts, 1)), "ctl\x01\n.example.org");
@@ -229,14 +236,18 @@ TEST(config_https_only_for_public_domains)
 	struct applied a = {0};
 	struct proxy *px = mkproxy(l, "px", 1, &a);
 	char err[256];
-	const char *dom[] = {"shop.example.org", "localhost", "app.local", "10.0.0.1",
-			     "api.internal", "x.localhost", "::1", "Shop2.Example.COM."};
+	const char *dom[] = {"shop.example.org", "localhost",	"app.local", "10.0.0.1",
+			     "api.internal",	 "x.localhost", "::1",	     "Shop2.Example.COM."};
 	int up[] = {9001};
-	struct proxy_site web = {.name = "web", .port = 8080, .domains = dom, .ndomains = 8,
-				 .upstreams = up, .nupstreams = 1};
+	struct proxy_site web = {.name = "web",
+				 .port = 8080,
+				 .domains = dom,
+				 .ndomains = 8,
+				 .upstreams = up,
+				 .nupstreams = 1};
 	const char *ldom[] = {"intranet.lan"};
-	struct proxy_site priv = {.name = "priv", .port = 8081, .domains = ldom, .ndomains = 1,
-				  .root = "/srv"};
+	struct proxy_site priv = {
+	    .name = "priv", .port = 8081, .domains = ldom, .ndomains = 1, .root = "/srv"};
 	CHECK_INT(proxy_set_site(px, &web, err, sizeof(err)), 0);
 	CHECK_INT(proxy_set_site(px, &priv, err, sizeof(err)), 0);
 	struct buf c = BUF_INIT;
@@ -250,7 +261,8 @@ TEST(config_https_only_for_public_domains)
 	CHECK_INT(proto_jv_len(routes), 1);
 	const struct proto_jv *r = proto_jv_first(routes);
 	CHECK_STR(proto_jv_get_str(r, "@id"), "dployr.web.https");
-	const struct proto_jv *hosts = proto_jv_get(proto_jv_first(proto_jv_get(r, "match")), "host");
+	const struct proto_jv *hosts =
+	    proto_jv_get(proto_jv_first(proto_jv_get(r, "match")), "host");
 	CHECK_INT(proto_jv_len(hosts), 2);
 	CHECK_STR(proto_jv_str(proto_jv_at(hosts, 0)), "shop.example.org");
 	CHECK_STR(proto_jv_str(proto_jv_at(hosts, 1)), "Shop2.Example.COM.");
@@ -284,8 +296,12 @@ TEST(set_site_rejects_bad_sites_and_conflicts)
 	for (int i = 0; i <= PROXY_MAX_UPSTREAMS; i++)
 		up[i] = 9000 + i;
 	const char *dom[] = {"a.example.org", "b.example.org"};
-	struct proxy_site s = {.name = "web", .port = 8080, .domains = dom, .ndomains = 2,
-			       .upstreams = up, .nupstreams = 1};
+	struct proxy_site s = {.name = "web",
+			       .port = 8080,
+			       .domains = dom,
+			       .ndomains = 2,
+			       .upstreams = up,
+			       .nupstreams = 1};
 	CHECK_INT(proxy_set_site(px, &s, err, sizeof(err)), 0);
 
 	struct proxy_site b = s;
@@ -523,8 +539,15 @@ static struct upstream upstream(const char *dir, const char *text)
 	write_text(path, text);
 	u.port = free_port();
 	snprintf(ps, sizeof(ps), "%d", u.port);
-	const char *argv[] = {"/usr/bin/python3", "-m", "http.server", "--bind", "127.0.0.1",
-			      "--directory", dir, ps, NULL};
+	const char *argv[] = {"/usr/bin/python3",
+			      "-m",
+			      "http.server",
+			      "--bind",
+			      "127.0.0.1",
+			      "--directory",
+			      dir,
+			      ps,
+			      NULL};
 	struct spawn_opts o = {.argv = argv, .pgroup = SPAWN_PGROUP};
 	struct spawn_proc p;
 	if (spawn_start(&o, &p, err, sizeof(err)) < 0)
@@ -602,8 +625,7 @@ TEST(caddy_switches_upstream_in_one_load)
 	pid_t caddy = proxy_pid(px);
 	char err[512];
 	int port = free_port();
-	struct proxy_site s = {.name = "web", .port = port, .upstreams = &ua.port,
-			       .nupstreams = 1};
+	struct proxy_site s = {.name = "web", .port = port, .upstreams = &ua.port, .nupstreams = 1};
 	CHECK_INT(proxy_set_site(px, &s, err, sizeof(err)), 0);
 	CHECK(proxy_pending(px));
 	SETTLE(l, px);
@@ -694,8 +716,7 @@ TEST(caddy_switch_drops_no_request)
 	pid_t caddy = proxy_pid(px);
 	char err[512], url[64];
 	int port = free_port();
-	struct proxy_site s = {.name = "web", .port = port, .upstreams = &ua.port,
-			       .nupstreams = 1};
+	struct proxy_site s = {.name = "web", .port = port, .upstreams = &ua.port, .nupstreams = 1};
 	CHECK_INT(proxy_set_site(px, &s, err, sizeof(err)), 0);
 	SETTLE(l, px);
 
@@ -767,10 +788,10 @@ TEST(caddy_static_site_hosts_and_removal)
 	CHECK(realpath("site", root) != NULL);
 	int port = free_port();
 	const char *dom[] = {"docs.example.org"};
-	struct proxy_site docs = {.name = "docs", .port = port, .domains = dom, .ndomains = 1,
-				  .root = root};
-	struct proxy_site web = {.name = "web", .port = port, .upstreams = &ua.port,
-				 .nupstreams = 1};
+	struct proxy_site docs = {
+	    .name = "docs", .port = port, .domains = dom, .ndomains = 1, .root = root};
+	struct proxy_site web = {
+	    .name = "web", .port = port, .upstreams = &ua.port, .nupstreams = 1};
 	unsigned loads = proxy_loads(px);
 	/* Two changes in one batch: one load. */
 	CHECK_INT(proxy_set_site(px, &docs, err, sizeof(err)), 0);
@@ -813,17 +834,20 @@ TEST(caddy_refusal_is_reported)
 	char err[512];
 	/* 192.0.2.1 (TEST-NET-1) is not an address of this host: Caddy cannot
 	 * bind it and refuses the config. */
-	struct proxy_opts o = {.dir = "px", .listen_host = "192.0.2.1", .apply_delay_ms = 20,
-			       .on_apply = on_apply, .arg = &a};
+	struct proxy_opts o = {.dir = "px",
+			       .listen_host = "192.0.2.1",
+			       .apply_delay_ms = 20,
+			       .on_apply = on_apply,
+			       .arg = &a};
 	log_set_level(LOG_LVL_OFF); /* the refusals are expected */
 	struct proxy *px = proxy_new(l, &o, err, sizeof(err));
 	CHECK(px != NULL);
 	start(l, px, &a);
 	pid_t caddy = proxy_pid(px);
 	int port = free_port();
-	CHECK_INT(proxy_set_site(px, &(struct proxy_site){.name = "web", .port = port,
-							    .root = "/nonexistent"},
-				 err, sizeof(err)),
+	CHECK_INT(proxy_set_site(
+		      px, &(struct proxy_site){.name = "web", .port = port, .root = "/nonexistent"},
+		      err, sizeof(err)),
 		  0);
 	SETTLE(l, px);
 	CHECK_INT(a.failed, 1);
@@ -838,9 +862,9 @@ TEST(caddy_refusal_is_reported)
 	CHECK_STR(proxy_error(px), "");
 	CHECK_INT(a.ok, 1);
 	/* Caddy still answers: a new model is sent (and refused again). */
-	CHECK_INT(proxy_set_site(px, &(struct proxy_site){.name = "w2", .port = port,
-							    .root = "/nonexistent"},
-				 err, sizeof(err)),
+	CHECK_INT(proxy_set_site(
+		      px, &(struct proxy_site){.name = "w2", .port = port, .root = "/nonexistent"},
+		      err, sizeof(err)),
 		  0);
 	SETTLE(l, px);
 	CHECK_INT(a.failed, 2);
@@ -948,8 +972,7 @@ TEST(caddy_restarted_after_a_crash_gets_the_model_back)
 	pid_t caddy = proxy_pid(px);
 	char err[512];
 	int port = free_port();
-	struct proxy_site s = {.name = "web", .port = port, .upstreams = &ua.port,
-			       .nupstreams = 1};
+	struct proxy_site s = {.name = "web", .port = port, .upstreams = &ua.port, .nupstreams = 1};
 	CHECK_INT(proxy_set_site(px, &s, err, sizeof(err)), 0);
 	SETTLE(l, px);
 	struct buf body = BUF_INIT;
@@ -998,8 +1021,7 @@ TEST(caddy_is_adopted_by_the_next_proxy)
 	pid_t caddy = proxy_pid(px);
 	char err[512];
 	int port = free_port();
-	struct proxy_site s = {.name = "web", .port = port, .upstreams = &ua.port,
-			       .nupstreams = 1};
+	struct proxy_site s = {.name = "web", .port = port, .upstreams = &ua.port, .nupstreams = 1};
 	CHECK_INT(proxy_set_site(px, &s, err, sizeof(err)), 0);
 	SETTLE(l, px);
 	/* An agent restart: the proxy goes, Caddy keeps serving. */
@@ -1044,12 +1066,16 @@ TEST(missing_caddy_is_retried_not_fatal)
 	log_set_level(LOG_LVL_OFF);
 	struct applied a = {0};
 	char err[512];
-	struct proxy_opts o = {.dir = "px", .caddy = "/nonexistent/caddy", .apply_delay_ms = 1,
-			       .backoff_min_ms = 10, .on_apply = on_apply, .arg = &a};
+	struct proxy_opts o = {.dir = "px",
+			       .caddy = "/nonexistent/caddy",
+			       .apply_delay_ms = 1,
+			       .backoff_min_ms = 10,
+			       .on_apply = on_apply,
+			       .arg = &a};
 	struct proxy *px = proxy_new(l, &o, err, sizeof(err));
 	CHECK(px != NULL);
-	CHECK_INT(proxy_set_site(px, &(struct proxy_site){.name = "s", .port = 1, .root = "/"},
-				 err, sizeof(err)),
+	CHECK_INT(proxy_set_site(px, &(struct proxy_site){.name = "s", .port = 1, .root = "/"}, err,
+				 sizeof(err)),
 		  0);
 	CHECK_INT(proxy_start(px, err, sizeof(err)), 0);
 	/* The bootstrap config holds the admin endpoint alone. */
