@@ -59,6 +59,10 @@
  * restarted agent adopts it (proxy_start) and sites keep serving;
  * proxy_free leaves Caddy running for that reason, proxy_stop stops it.
  *
+ * Order at agent start: set the sites (from the agent's records) first,
+ * then proxy_start, so an adopted Caddy goes straight from the config it
+ * runs to the same model, without serving an empty one in between.
+ *
  * Batching: proxy_set_site and proxy_remove_site only change the model and
  * arm a timer (opts.apply_delay_ms); every change made before it fires goes
  * in one load, since every load closes proxied WebSockets. proxy_apply
@@ -143,7 +147,8 @@ void proxy_stop(struct proxy *px);
 /* Add or replace the site named s->name. -1 with the reason in err, the
  * model unchanged, for a bad site or a conflict with another site: a domain
  * served by two sites, two sites without domains on one port, or port 443
- * while https is on. */
+ * or 80 while https is on (Caddy's own: certificates, ACME challenges and
+ * redirects to https). */
 int proxy_set_site(struct proxy *px, const struct proxy_site *s, char *err, size_t errlen);
 /* Remove the site; -1 if there is none of that name. */
 int proxy_remove_site(struct proxy *px, const char *name);

@@ -22,6 +22,7 @@
 #define PROXY_RETRY_MIN_MS 50
 #define PROXY_RETRY_MAX_MS 2000
 #define PROXY_HTTPS_PORT   443
+#define PROXY_HTTP_PORT	   80
 
 struct proxy_site_own {
 	char *name;
@@ -124,8 +125,11 @@ static int site_check(const struct proxy *px, const struct proxy_site *s, char *
 		snprintf(err, errlen, "proxy: site '%s': port %d is not 1..65535", name, s->port);
 		return -1;
 	}
-	if (px->o.https && s->port == PROXY_HTTPS_PORT) {
-		snprintf(err, errlen, "proxy: site '%s': port 443 is the proxy's https port", name);
+	/* With https on, Caddy itself serves :443, and :80 for ACME challenges
+	 * and redirects to https. */
+	if (px->o.https && (s->port == PROXY_HTTPS_PORT || s->port == PROXY_HTTP_PORT)) {
+		snprintf(err, errlen, "proxy: site '%s': port %d is the proxy's own with https on",
+			 name, s->port);
 		return -1;
 	}
 	if ((s->nupstreams > 0) == (s->root != NULL)) {

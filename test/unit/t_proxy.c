@@ -277,10 +277,14 @@ TEST(config_https_only_for_public_domains)
 	config(px, &c);
 	CHECK(strstr(c.data, "\"https\"") == NULL);
 	CHECK(strstr(c.data, ":443") == NULL);
-	/* Port 443 belongs to the https server. */
+	/* Ports 443 and 80 belong to Caddy itself with https on. */
 	struct proxy_site p443 = {.name = "x", .port = 443, .root = "/srv"};
 	CHECK_INT(proxy_set_site(px, &p443, err, sizeof(err)), -1);
-	CHECK_STR(err, "proxy: site 'x': port 443 is the proxy's https port");
+	CHECK_STR(err, "proxy: site 'x': port 443 is the proxy's own with https on");
+	p443.port = 80;
+	CHECK_INT(proxy_set_site(px, &p443, err, sizeof(err)), -1);
+	p443.port = 8443;
+	CHECK_INT(proxy_set_site(px, &p443, err, sizeof(err)), 0);
 	buf_release(&c);
 	proxy_free(px);
 	loop_free(l);
