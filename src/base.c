@@ -47,6 +47,13 @@ struct sub {
 	struct sub *prev, *next;
 };
 
+/* An API connection in HTTP mode (tracked so base_free can end it). */
+struct apiconn {
+	struct base *b;
+	struct conn *c;
+	struct apiconn *prev, *next;
+};
+
 struct base {
 	struct loop *loop;
 	struct basedir *dir;
@@ -60,6 +67,7 @@ struct base {
 	struct sess *sessions; /* every session, pre-hello too */
 	size_t nregistered;
 	struct sub *subs;
+	struct apiconn *apiconns;
 };
 
 static int64_t wall_ms(void)
@@ -212,10 +220,12 @@ static void sub_close_cb(struct loop *loop, long long id, void *arg, int mask)
 		u->t_close = loop_timer_add(loop, CLOSE_POLL_MS, sub_close_cb, u);
 		return;
 	}
-	/* conn_close flushes the close frame, then frees the conn. */
-	conn_ws_close(u->c, WS_NORMAL, "task ended");
-	conn_close(u->c);
-	sub_remove(u);
+	/* the close handler removes u once the client answers */
+	if (conn_ws_close(u->c, WS_NORMAL, "task ended") < 0) {
+		struct conn *c = u->c;
+		sub_remove(u);
+		conn_free(c);
+	}
 }
 
 static void sub_exit(struct sub *u, const struct queue_task *k)
@@ -335,9 +345,21 @@ static void sub_start(struct base *b, struct conn *c, const char *task)
 
 /* --- API port ------------------------------------------------------------------ */
 
+static void apiconn_remove(struct apiconn *ac)
+{
+	if (ac->prev)
+		ac->prev->next = ac->next;
+	else
+		ac->b->apiconns = ac->next;
+	if (ac->next)
+		ac->next->prev = ac->prev;
+	free(ac);
+}
+
 static void api_request_cb(struct conn *c, void *arg, struct http_parser *msg)
 {
-	struct base *b = arg;
+	struct apiconn *ac = arg;
+	struct base *b = ac->b;
 	struct api_response r;
 	struct api_request req = {0};
 	req.method = http_method(msg);
@@ -349,19 +371,46 @@ static void api_request_cb(struct conn *c, void *arg, struct http_parser *msg)
 	if (r.status == 101) {
 		char task[QUEUE_ID_MAX];
 		memcpy(task, r.stream_task, sizeof task);
-		if (conn_upgrade(c) == 0)
+		if (conn_upgrade(c) == 0) {
+			apiconn_remove(ac);
 			sub_start(b, c, task);
+		}
 	} else {
 		conn_reply(c, r.status, NULL, r.content_type, r.body.data, r.body.len);
 	}
 	if (r.status >= 500)
-		log_warn("api", "request failed", "method", req.method, "path", req.path, "status",
-			 r.status == 500 ? "500" : "5xx", NULL);
+		log_warn("api", "request failed", "method", req.method, "path", req.path, NULL);
 	api_response_release(&r);
+}
+
+static void api_close_cb(struct conn *c, void *arg, int code, const char *reason)
+{
+	(void)c;
+	(void)code;
+	(void)reason;
+	apiconn_remove(arg);
 }
 
 static const struct conn_handlers api_handlers = {
 	.request = api_request_cb,
+	.close = api_close_cb,
+};
+
+static void api_ready_cb(struct conn *c, void *arg)
+{
+	struct base *b = arg;
+	struct apiconn *ac = xcalloc(1, sizeof *ac);
+	ac->b = b;
+	ac->c = c;
+	ac->next = b->apiconns;
+	if (b->apiconns)
+		b->apiconns->prev = ac;
+	b->apiconns = ac;
+	conn_set_handlers(c, &api_handlers, ac);
+}
+
+static const struct conn_handlers api_listen_handlers = {
+	.ready = api_ready_cb,
 };
 
 /* --- API hooks ------------------------------------------------------------------- */
@@ -918,7 +967,8 @@ struct base *base_new(struct loop *loop, struct basedir *dir, const struct base_
 		goto fail;
 	}
 	struct listener_opts lo = {0};
-	b->api_l = listener_new(loop, &api_addr, b->api_tls, &lo, &api_handlers, b, err, errlen);
+	b->api_l = listener_new(loop, &api_addr, b->api_tls, &lo, &api_listen_handlers, b, err,
+				errlen);
 	if (!b->api_l)
 		goto fail;
 	lo.idle_ms = 3 * b->heartbeat_ms;
@@ -967,6 +1017,11 @@ void base_free(struct base *b)
 	while (b->sessions) {
 		struct conn *c = b->sessions->c;
 		sess_destroy(b->sessions);
+		conn_free(c);
+	}
+	while (b->apiconns) {
+		struct conn *c = b->apiconns->c;
+		apiconn_remove(b->apiconns);
 		conn_free(c);
 	}
 	while (b->subs) {

@@ -144,8 +144,13 @@ static void world_init(struct world *w, int lease_ms)
 	w->api.ca_key = w->dir->ca_key;
 }
 
+/* Let connections the clients left end (sessions close, server conns
+ * linger until EOF), bounded, so nothing is left for base_free to drop. */
 static void world_free(struct world *w)
 {
+	long long end = loop_now_ms() + 3000;
+	while (loop_timer_count(w->loop) > 0 && loop_now_ms() < end)
+		loop_run_once(w->loop, 50);
 	base_free(w->base);
 	loop_free(w->loop);
 	basedir_free(w->dir);
