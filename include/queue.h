@@ -30,8 +30,8 @@
 #include "crypt.h"
 #include "store.h"
 
-#define QUEUE_DBS "tasks", "queue", "task_output", "queue_meta"
-#define QUEUE_ID_MAX 24			  /* "t-" + 16 hex and the NUL */
+#define QUEUE_DBS	 "tasks", "queue", "task_output", "queue_meta"
+#define QUEUE_ID_MAX	 24		   /* "t-" + 16 hex and the NUL */
 #define QUEUE_OUTPUT_MAX ((size_t)4 << 20) /* stored output per task */
 
 enum queue_state { QUEUE_QUEUED, QUEUE_RUNNING, QUEUE_DONE, QUEUE_FAILED, QUEUE_CANCELLED };

@@ -297,8 +297,7 @@ int queue_cancel(struct store_txn *t, const char *id, int offline, int *need_can
 	return rc;
 }
 
-int queue_output_add(struct store_txn *t, const char *id, char stream, const void *data,
-		     size_t len)
+int queue_output_add(struct store_txn *t, const char *id, char stream, const void *data, size_t len)
 {
 	struct queue_task k;
 	int rc = queue_get(t, id, &k);

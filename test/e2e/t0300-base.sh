@@ -21,6 +21,14 @@ if ! $PY -c 'import websockets' 2>/dev/null; then
 	test_done
 fi
 
+test_expect_success 'dployr-protocol(7) names every message of proto_msgs.def' '
+	for m in $(sed -n "s/^PROTO_MSG([A-Z_]*, *\([a-z_]*\)).*/\1/p" "$TOP/include/proto_msgs.def"); do
+		grep -Eq "Li ([a-z_]+ , )*$m( ,| |\$)" "$TOP/man/dployr-protocol.7" ||
+			{ say "message $m missing"; return 1; }
+	done &&
+	test $(grep -c "^PROTO_MSG(" "$TOP/include/proto_msgs.def") -ge 16
+'
+
 # Two free ports: bound to port 0 and released at once.
 set -- $($PY -c '
 import socket
