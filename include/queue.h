@@ -85,6 +85,10 @@ int queue_finish(struct store_txn *t, const char *id, enum queue_state state, in
  * agent. Ended tasks are left alone. 0, STORE_NOTFOUND or -1. */
 int queue_cancel(struct store_txn *t, const char *id, int offline, int *need_cancel);
 
+/* End every unfinished task of instance as cancelled (the instance was
+ * removed). Returns the number ended, or -1. */
+int queue_cancel_instance(struct store_txn *t, const char *instance);
+
 /* Append output (stream 'o' or 'e'); silently dropped past
  * QUEUE_OUTPUT_MAX. 0 or -1. */
 int queue_output_add(struct store_txn *t, const char *id, char stream, const void *data,

@@ -235,7 +235,7 @@ static void do_instance_rm(struct store_txn *t, const char *name, struct api_res
 		fail(r, 404, "instance '%s' not found", name);
 		return;
 	}
-	if (rc < 0 || fleet_revoke(t, in.id) < 0) {
+	if (rc < 0 || fleet_revoke(t, in.id) < 0 || queue_cancel_instance(t, in.id) < 0) {
 		fail(r, 500, "store: %s", store_txn_error(t));
 		return;
 	}

@@ -377,8 +377,10 @@ static void api_request_cb(struct conn *c, void *arg, struct http_parser *msg)
 	} else {
 		conn_reply(c, r.status, NULL, r.content_type, r.body.data, r.body.len);
 	}
-	if (r.status >= 500)
-		log_warn("api", "request failed", "method", req.method, "path", req.path, NULL);
+	char st[8];
+	snprintf(st, sizeof st, "%d", r.status);
+	log_write(r.status >= 500 ? LOG_LVL_WARN : LOG_LVL_INFO, "api", "request", "method",
+		  req.method, "path", req.path, "status", st, "peer", conn_peer_addr(c), NULL);
 	api_response_release(&r);
 }
 
