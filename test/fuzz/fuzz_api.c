@@ -31,16 +31,29 @@ static int online(void *arg, const char *id)
 	return id[2] < '8'; /* half of the instances count as online */
 }
 
+static char dir[] = "/tmp/fuzz_api.XXXXXX";
+
+static void cleanup(void)
+{
+	char p[64];
+	snprintf(p, sizeof p, "%s/data.mdb", dir);
+	unlink(p);
+	snprintf(p, sizeof p, "%s/lock.mdb", dir);
+	unlink(p);
+	rmdir(dir);
+}
+
 static struct fz *setup(void)
 {
 	static struct fz f; /* the fuzzer's one fixture, built once */
 	static int done;
-	char err[256], dir[] = "/tmp/fuzz_api.XXXXXX";
+	char err[256];
 	if (done)
 		return &f;
 	done = 1;
 	if (!mkdtemp(dir))
 		abort();
+	atexit(cleanup);
 	f.cfg.store = store_open(dir, dbs, 0, 0, err, sizeof err);
 	if (!f.cfg.store)
 		abort();
