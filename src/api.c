@@ -211,9 +211,12 @@ static void do_instance_list(const struct api_config *cfg, struct store_txn *t,
 		buf_json_cstr(&r->body, in->id);
 		buf_puts(&r->body, ",\"name\":");
 		buf_json_cstr(&r->body, in->name);
-		buf_printf(&r->body, ",\"state\":\"%s\",\"last_seen\":", instance_state(cfg, in));
-		if (in->last_seen)
-			buf_printf(&r->body, "%lld", (long long)in->last_seen);
+		const char *state = instance_state(cfg, in);
+		/* an online agent is seen now (heartbeats are not written down) */
+		int64_t seen = strcmp(state, "online") == 0 ? (int64_t)time(NULL) : in->last_seen;
+		buf_printf(&r->body, ",\"state\":\"%s\",\"last_seen\":", state);
+		if (seen)
+			buf_printf(&r->body, "%lld", (long long)seen);
 		else
 			buf_puts(&r->body, "null");
 		buf_puts(&r->body, ",\"agent_version\":");

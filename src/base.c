@@ -877,6 +877,16 @@ static void agent_close(struct conn *c, void *arg, int code, const char *reason)
 	snprintf(cs, sizeof cs, "%d", code);
 	log_info("session", "agent connection closed", "instance", s->id, "code", cs, "reason",
 		 reason, NULL);
+	if (s->session[0]) {
+		/* the last time it was seen is now */
+		struct fleet_instance in;
+		struct store_txn *t = store_txn_begin(s->b->dir->store, 0);
+		if (fleet_get(t, s->id, &in) == 0) {
+			in.last_seen = (int64_t)time(NULL);
+			fleet_put(t, &in);
+		}
+		store_txn_commit(t, NULL, 0);
+	}
 	sess_destroy(s);
 }
 
