@@ -211,6 +211,26 @@ struct basedir *basedir_open(const char *path, char *err, size_t errlen)
 	    !(d->server_pem = read_text(path, "server.crt", err, errlen)) ||
 	    !(d->server_key_pem = read_text(path, "server.key", err, errlen)))
 		goto fail;
+	/* Private keys readable by others are refused, like ssh does. */
+	const char *const secret[] = {"ca.key", "server.key", "master.key"};
+	for (size_t i = 0; i < sizeof secret / sizeof *secret; i++) {
+		struct stat kb;
+		p = join(path, secret[i]);
+		int rc = stat(p, &kb);
+		free(p);
+		p = NULL;
+		if (rc < 0) {
+			snprintf(err, errlen, "data directory '%s': %s: %s", path, secret[i],
+				 strerror(errno));
+			goto fail;
+		}
+		if (kb.st_mode & 077) {
+			snprintf(err, errlen,
+				 "data directory '%s': %s: mode %04o is too open (want 0600)", path,
+				 secret[i], (unsigned)(kb.st_mode & 07777));
+			goto fail;
+		}
+	}
 	p = join(path, "ca.key");
 	d->ca_key = pki_key_load_file(p, err, errlen);
 	free(p);
