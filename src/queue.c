@@ -4,6 +4,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "log.h"
 #include "proto.h"
 #include "xalloc.h"
 
@@ -236,25 +237,56 @@ int64_t queue_next_expiry(struct store_txn *t, const char *instance)
 	return best;
 }
 
+/* The task state machine (STYLE.md rule 10). Events: the agent accepted
+ * the task, the task ended (the event carries done or failed), it was
+ * cancelled here (never delivered, or its agent is away). A cancel asked
+ * of a live agent only sets cancel_requested: the end event then moves
+ * the task to cancelled. Ended states take no event (-1: ignored). */
+enum queue_event { EV_ACCEPT, EV_END, EV_CANCEL, EV_COUNT };
+#define TO_ARG 99 /* the state the event carries */
+
+static const int fsm[5][EV_COUNT] = {
+    /*                 accept          end     cancel */
+    [QUEUE_QUEUED] = {QUEUE_RUNNING, TO_ARG, QUEUE_CANCELLED},
+    [QUEUE_RUNNING] = {-1, TO_ARG, QUEUE_CANCELLED},
+    [QUEUE_DONE] = {-1, -1, -1},
+    [QUEUE_FAILED] = {-1, -1, -1},
+    [QUEUE_CANCELLED] = {-1, -1, -1},
+};
+
+static const char *const event_names[] = {"accept", "end", "cancel"};
+
+/* Apply ev to k; returns 1 when the state changed, 0 when ignored. An
+ * end leaves the queue (the caller writes k). */
+static int transition(struct store_txn *t, struct queue_task *k, enum queue_event ev,
+		      enum queue_state arg)
+{
+	int to = fsm[k->state][ev];
+	if (to < 0)
+		return 0;
+	if (to == TO_ARG)
+		to = k->cancel_requested ? QUEUE_CANCELLED : (int)arg;
+	log_debug("queue", "task state", "task", k->id, "from", queue_state_name(k->state), "event",
+		  event_names[ev], "to", queue_state_name((enum queue_state)to), NULL);
+	k->state = (enum queue_state)to;
+	if (to > QUEUE_RUNNING) {
+		struct store_key key;
+		qkey(&key, k->instance, k->qseq);
+		store_del(t, db(t, "queue"), key.data, key.len);
+	}
+	return 1;
+}
+
 int queue_accept(struct store_txn *t, const char *id)
 {
 	struct queue_task k;
 	int rc = queue_get(t, id, &k);
 	if (rc != 0)
 		return rc;
-	if (k.state == QUEUE_QUEUED) {
-		k.state = QUEUE_RUNNING;
+	if (transition(t, &k, EV_ACCEPT, QUEUE_RUNNING))
 		rc = put(t, &k);
-	}
 	queue_task_release(&k);
 	return rc;
-}
-
-static int unqueue(struct store_txn *t, const struct queue_task *k)
-{
-	struct store_key key;
-	qkey(&key, k->instance, k->qseq);
-	return store_del(t, db(t, "queue"), key.data, key.len) < 0 ? -1 : 0;
 }
 
 int queue_finish(struct store_txn *t, const char *id, enum queue_state state, int has_exit,
@@ -264,12 +296,11 @@ int queue_finish(struct store_txn *t, const char *id, enum queue_state state, in
 	int rc = queue_get(t, id, &k);
 	if (rc != 0)
 		return rc;
-	if (k.state <= QUEUE_RUNNING) {
-		k.state = k.cancel_requested ? QUEUE_CANCELLED : state;
+	if (transition(t, &k, EV_END, state)) {
 		k.has_exit = has_exit;
 		k.exit_status = has_exit ? status : 0;
 		k.signal = has_exit ? sig : 0;
-		rc = unqueue(t, &k) < 0 || put(t, &k) < 0 ? -1 : 0;
+		rc = put(t, &k);
 	}
 	queue_task_release(&k);
 	return rc;
@@ -282,16 +313,13 @@ int queue_cancel(struct store_txn *t, const char *id, int offline, int *need_can
 	int rc = queue_get(t, id, &k);
 	if (rc != 0)
 		return rc;
-	if (k.state <= QUEUE_RUNNING) {
-		if (offline || (k.state == QUEUE_QUEUED && k.lease_until_ms == 0)) {
-			k.state = QUEUE_CANCELLED;
-			rc = unqueue(t, &k);
-		} else {
-			k.cancel_requested = 1;
-			*need_cancel = 1;
-		}
-		if (rc == 0)
-			rc = put(t, &k);
+	int delivered = k.state == QUEUE_RUNNING || k.lease_until_ms > 0;
+	if (k.state <= QUEUE_RUNNING && delivered && !offline) {
+		k.cancel_requested = 1;
+		*need_cancel = 1;
+		rc = put(t, &k);
+	} else if (transition(t, &k, EV_CANCEL, QUEUE_CANCELLED)) {
+		rc = put(t, &k);
 	}
 	queue_task_release(&k);
 	return rc;
