@@ -59,6 +59,7 @@ struct api_response {
 	const char *content_type; /* static string */
 	struct buf body;
 	char stream_task[QUEUE_ID_MAX]; /* set with 101: upgrade and stream */
+	char allow[64];			/* set with 405: the Allow header */
 };
 
 void api_response_init(struct api_response *r);

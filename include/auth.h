@@ -48,6 +48,7 @@ struct auth_match {
 	/* the '*' segments of the pattern, in order (percent-decoded) */
 	char params[AUTH_MAX_PARAMS][AUTH_PARAM_MAX];
 	size_t nparams;
+	char allow[64]; /* after 405: the methods the path has ("GET, POST") */
 };
 
 /* Look method and path up in the permission table. Returns 0 with *m

@@ -424,6 +424,7 @@ void api_handle(const struct api_config *cfg, const struct api_request *req, str
 		return;
 	}
 	if (st == 405) {
+		snprintf(r->allow, sizeof r->allow, "%s", m.allow);
 		fail(r, 405, "method %s not allowed for '%s'", req->method, req->path);
 		return;
 	}

@@ -96,8 +96,16 @@ int auth_route(const char *method, const char *path, struct auth_match *m)
 		if (!match(routes[i].pattern, path ? path : "", &tmp))
 			continue;
 		path_known = 1;
+		if (!strstr(m->allow, routes[i].method)) {
+			size_t n = strlen(m->allow);
+			snprintf(m->allow + n, sizeof m->allow - n, "%s%s", n ? ", " : "",
+				 routes[i].method);
+		}
 		if (method && strcmp(method, routes[i].method) == 0) {
+			char allow[sizeof m->allow];
+			memcpy(allow, m->allow, sizeof allow);
 			*m = tmp;
+			memcpy(m->allow, allow, sizeof allow);
 			m->route = routes[i].id;
 			m->role = routes[i].role;
 			return 0;

@@ -375,7 +375,9 @@ static void api_request_cb(struct conn *c, void *arg, struct http_parser *msg)
 			sub_start(b, c, task);
 		}
 	} else {
-		conn_reply(c, r.status, NULL, r.content_type, r.body.data, r.body.len);
+		const char *allow[] = {"Allow", r.allow, NULL};
+		conn_reply(c, r.status, r.allow[0] ? allow : NULL, r.content_type, r.body.data,
+			   r.body.len);
 	}
 	char st[8];
 	snprintf(st, sizeof st, "%d", r.status);

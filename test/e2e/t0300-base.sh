@@ -103,7 +103,8 @@ test_expect_success 'POST and GET /v1/instances; 409 for a taken name, 400 for a
 
 test_expect_success '404 unknown route, 405 wrong method, 413 body over 1 MiB' '
 	test "$($C -o out -w "%{http_code}" -H "$A" $U/v1/nothing)" = 404 &&
-	test "$($C -o out -w "%{http_code}" -H "$A" -X PUT $U/v1/instances)" = 405 &&
+	test "$($C -o out -D hdr -w "%{http_code}" -H "$A" -X PUT $U/v1/instances)" = 405 &&
+	grep -qi "^allow: POST, GET" hdr &&
 	head -c 1100000 /dev/zero | tr "\0" a >big &&
 	test "$($C -o out -w "%{http_code}" -H "$A" --data-binary @big $U/v1/instances)" = 413
 '

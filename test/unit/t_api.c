@@ -124,7 +124,9 @@ TEST(api_answers_ca_whoami_and_refuses_without_token)
 	CHECK_STR(v, "owner");
 	CHECK_INT(call_get(&e, "GET", "/v1/instances", NULL, NULL, "error", v, sizeof v), 401);
 	CHECK_INT(call_get(&e, "GET", "/v1/nothing", e.auth, NULL, "error", v, sizeof v), 404);
-	CHECK_INT(call_get(&e, "PATCH", "/v1/instances", e.auth, NULL, "error", v, sizeof v), 405);
+	CHECK_INT(call(&e, "PATCH", "/v1/instances", e.auth, NULL, &r), 405);
+	CHECK_STR(r.allow, "POST, GET");
+	api_response_release(&r);
 	/* the agent route lives on the agent port only */
 	CHECK_INT(call_get(&e, "GET", "/v1/agent", NULL, NULL, "error", v, sizeof v), 404);
 	env_release(&e);

@@ -39,6 +39,7 @@ TEST(auth_routes_map_to_roles_and_deny_by_default)
 	CHECK_INT(auth_route("GET", "/v1/tasks/a/b/stream", &m), 404);
 	CHECK_INT(auth_route("GET", "/V1/CA", &m), 404);
 	CHECK_INT(auth_route("PUT", "/v1/instances", &m), 405);
+	CHECK_STR(m.allow, "POST, GET");
 	CHECK_INT(auth_route("POST", "/v1/ca", &m), 405);
 	CHECK_INT(auth_route("get", "/v1/ca", &m), 405);
 	CHECK_INT(auth_route(NULL, "/v1/ca", &m), 405);
