@@ -206,7 +206,13 @@ static void sub_send(struct sub *u, const char *stream, const void *data, size_t
 	buf_printf(&m, "{\"type\":\"output\",\"stream\":\"%s\",\"data\":\"", stream);
 	proto_b64_encode(&m, data, len);
 	buf_puts(&m, "\"}");
-	conn_ws_send(u->c, WS_TEXT, m.data, m.len);
+	if (conn_ws_send(u->c, WS_TEXT, m.data, m.len) < 0 && u->task[0]) {
+		/* a subscriber too slow to keep up loses its stream, not base
+		 * its memory: it can read the result with GET /v1/tasks/ID */
+		log_warn("api", "stream subscriber too slow", "task", u->task, NULL);
+		u->task[0] = 0;
+		conn_ws_close(u->c, WS_POLICY, "too slow");
+	}
 	buf_release(&m);
 }
 
@@ -337,7 +343,7 @@ static void sub_start(struct base *b, struct conn *c, const char *task)
 	queue_output_scan(t, task, replay_cb, u);
 	int rc = queue_get(t, task, &k);
 	store_txn_abort(t);
-	if (rc == 0 && k.state > QUEUE_RUNNING)
+	if (rc == 0 && k.state > QUEUE_RUNNING && u->task[0])
 		sub_exit(u, &k);
 	queue_task_release(&k);
 }
