@@ -121,7 +121,7 @@ struct world {
 	struct api_config api; /* to issue certificates the way join does */
 };
 
-static void world_init(struct world *w, int lease_ms)
+static void world_init(struct world *w, int lease_ms, int token_ttl_s)
 {
 	char err[512], fp[PKI_FINGERPRINT_LEN + 1], *tok;
 	memset(w, 0, sizeof *w);
@@ -134,7 +134,7 @@ static void world_init(struct world *w, int lease_ms)
 	w->dir = basedir_open("d", err, sizeof err);
 	CHECK(w->dir);
 	w->loop = loop_new(0, err, sizeof err);
-	struct base_opts o = {"127.0.0.1:0", "127.0.0.1:0", 2000, 0, 0, lease_ms};
+	struct base_opts o = {"127.0.0.1:0", "127.0.0.1:0", 2000, token_ttl_s, 0, lease_ms};
 	w->base = base_new(w->loop, w->dir, &o, err, sizeof err);
 	if (!w->base)
 		harness_fail(__FILE__, __LINE__, "base_new: %s", err);
@@ -286,7 +286,7 @@ TEST(base_agent_session_tasks_events_tokens_certs)
 	struct ident id;
 	struct agent a;
 	char err[512], task[QUEUE_ID_MAX];
-	world_init(&w, 0);
+	world_init(&w, 0, 0);
 	enroll(&w, "web-1", &id);
 	/* a task queued while the agent is away */
 	struct store_txn *t = store_txn_begin(w.dir->store, 0);
@@ -430,7 +430,7 @@ TEST(base_redelivers_after_lease_expiry_and_reconnect)
 	struct ident id;
 	struct agent a;
 	char err[512], task[QUEUE_ID_MAX];
-	world_init(&w, 50); /* 50 ms leases */
+	world_init(&w, 50, 0); /* 50 ms leases */
 	enroll(&w, "web-1", &id);
 	struct store_txn *t = store_txn_begin(w.dir->store, 0);
 	CHECK_INT(queue_add(t, w.rng, id.id, "exec", "{}", 1, task), 0);
@@ -472,7 +472,7 @@ TEST(base_refuses_agents_without_a_known_certificate)
 	struct world w;
 	struct ident id, other;
 	struct agent a;
-	world_init(&w, 0);
+	world_init(&w, 0, 0);
 	enroll(&w, "web-1", &id);
 	enroll(&w, "web-2", &other);
 	/* no client certificate: the handshake fails */
@@ -500,5 +500,35 @@ TEST(base_refuses_agents_without_a_known_certificate)
 	agent_release(&a);
 	ident_free(&id);
 	ident_free(&other);
+	world_free(&w);
+}
+
+TEST(base_closes_a_session_whose_access_token_expired)
+{
+	struct world w;
+	struct ident id;
+	struct agent a;
+	char err[256];
+	world_init(&w, 0, 1); /* 1 s access tokens */
+	enroll(&w, "web-1", &id);
+	connect_agent(&w, &a, &id);
+	run_until(&w, &a.upgraded, 1);
+	hello(&a, id.id, 0);
+	run_until(&w, &a.n, 2);
+	CHECK_INT(a.msgs[0].type, PROTO_WELCOME);
+	/* a refresh with another session id is refused */
+	struct buf m = BUF_INIT;
+	struct proto_token_refresh tr = {"s-other"};
+	CHECK_INT(proto_encode_token_refresh(&m, "r1", &tr, err, sizeof err), 0);
+	send_text(&a, &m);
+	buf_release(&m);
+	run_until(&w, &a.n, 3);
+	CHECK_INT(a.msgs[2].type, PROTO_ERROR);
+	/* no refresh: the session ends with 4001 */
+	run_until(&w, &a.closed, 1);
+	CHECK_INT(a.close_code, 4001);
+	CHECK_INT(base_sessions(w.base), 0);
+	agent_release(&a);
+	ident_free(&id);
 	world_free(&w);
 }
