@@ -430,7 +430,7 @@ void api_handle(const struct api_config *cfg, const struct api_request *req, str
 	}
 	if (m.route == AUTH_R_CA) {
 		r->status = 200;
-		r->content_type = "application/x-pem-file";
+		r->content_type = "text/plain";
 		buf_puts(&r->body, cfg->ca_pem);
 		return;
 	}

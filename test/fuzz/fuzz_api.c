@@ -113,7 +113,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 			abort();
 		break;
 	case 200:
-		if (strcmp(r.content_type, "application/x-pem-file") == 0)
+		if (strcmp(r.content_type, "text/plain") == 0)
 			break;
 		/* fallthrough */
 	case 201:

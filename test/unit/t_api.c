@@ -115,6 +115,7 @@ TEST(api_answers_ca_whoami_and_refuses_without_token)
 	env_init(&e);
 	CHECK_INT(call(&e, "GET", "/v1/ca", NULL, NULL, &r), 200);
 	CHECK_STR(r.body.data, e.ca_pem);
+	CHECK_STR(r.content_type, "text/plain");
 	api_response_release(&r);
 	CHECK_INT(call_get(&e, "GET", "/v1/whoami", NULL, NULL, "error", v, sizeof v), 401);
 	CHECK_STR(v, "missing or invalid API token");
