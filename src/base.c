@@ -158,6 +158,8 @@ static void sess_close_cb(struct loop *loop, long long id, void *arg, int mask)
  * leaves the table at once, the close handler frees it. */
 static void sess_close(struct sess *s, int code, const char *reason)
 {
+	if (s->close_code)
+		return; /* closing already */
 	log_info("session", "closing", "instance", s->id, "reason", reason, NULL);
 	unregister(s);
 	stop_timers(s);
@@ -822,6 +824,8 @@ static void agent_message(struct conn *c, void *arg, enum ws_type type, const vo
 	struct proto_msg m;
 	char err[1024];
 	(void)c;
+	if (s->close_code)
+		return; /* closing: nothing more is read */
 	if (type != WS_TEXT) {
 		send_error(s, NULL, "bad_message", "binary frames are not expected");
 		return;
