@@ -1343,7 +1343,8 @@ static enum ev enter_prune(struct pipeline *p)
 		n++;
 	}
 	closedir(d);
-	qsort(v, n, sizeof(*v), aged_cmp);
+	if (n)
+		qsort(v, n, sizeof(*v), aged_cmp);
 	size_t room = p->o.keep > kept ? (size_t)(p->o.keep - kept) : 0;
 	char **dirs = NULL;
 	size_t nd = 0;
