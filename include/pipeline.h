@@ -160,8 +160,8 @@ struct pipeline_opts {
 	int set_ids;		 /* run build, hooks and service as uid/gid */
 	uid_t uid;
 	gid_t gid;
-	const char *cgroup_root; /* NULL: no cgroups */
-	int keep;		 /* releases kept [5], at least 2 */
+	const char *cgroup_root;     /* NULL: no cgroups */
+	int keep;		     /* releases kept [5], at least 2 */
 	long long fetch_timeout_ms;  /* [600000] */
 	long long build_timeout_ms;  /* when the blueprint has no timeout [1800000] */
 	long long hook_timeout_ms;   /* [300000] */
@@ -204,8 +204,7 @@ int pipeline_deploy(struct pipeline *p, const struct pipeline_req *req, char *er
 /* Re-activate the kept release req->id (its blueprint in req->bp): START,
  * HEALTH, SWITCH, STOP_OLD, no fetch or build. -1 if it is the current
  * release or not kept. */
-int pipeline_rollback(struct pipeline *p, const struct pipeline_req *req, char *err,
-		      size_t errlen);
+int pipeline_rollback(struct pipeline *p, const struct pipeline_req *req, char *err, size_t errlen);
 /* Cancel the deploy in progress: 0, or -1 when there is none or it has
  * passed SWITCH. The result (on_done) follows once cleaned up. */
 int pipeline_cancel(struct pipeline *p);

@@ -47,7 +47,7 @@
 enum ev { EV_OK, EV_FAIL, EV_CANCEL, EV_ASYNC };
 
 static const char *const stage_names[PIPELINE_NSTAGES] = {
-    "idle",   "fetch",	"runtime",  "build",	   "pre_deploy", "start",   "health",
+    "idle",   "fetch",	  "runtime",	 "build", "pre_deploy", "start", "health",
     "switch", "stop_old", "post_deploy", "prune", "cleanup",	"end"};
 static const char *const ev_names[] = {"ok", "fail", "cancel"};
 
@@ -156,9 +156,9 @@ static char *dupn(const char *s)
 
 static void spec_release(struct spec *s)
 {
-	char **f[] = {&s->rt_type,  &s->rt_version, &s->url,	    &s->branch,	     &s->commit,
-		      &s->working_dir, &s->static_dir, &s->build_cmd, &s->run_cmd,	     &s->schedule,
-		      &s->pre_deploy, &s->post_deploy, &s->hpath,	    &s->hcommand};
+	char **f[] = {&s->rt_type,     &s->rt_version,	&s->url,       &s->branch,  &s->commit,
+		      &s->working_dir, &s->static_dir,	&s->build_cmd, &s->run_cmd, &s->schedule,
+		      &s->pre_deploy,  &s->post_deploy, &s->hpath,     &s->hcommand};
 	for (size_t i = 0; i < sizeof(f) / sizeof(f[0]); i++) {
 		free(*f[i]);
 		*f[i] = NULL;
@@ -676,9 +676,15 @@ static enum ev git_step(struct pipeline *p)
 			     "GCM_INTERACTIVE=never",
 			     "GIT_SSH_COMMAND=ssh -o BatchMode=yes",
 			     NULL};
-	const char *argv[32] = {
-	    "git", "-c", "protocol.allow=never", "-c", "protocol.https.allow=always",
-	    "-c",  "protocol.ssh.allow=always", "-c", "protocol.file.allow=always"};
+	const char *argv[32] = {"git",
+				"-c",
+				"protocol.allow=never",
+				"-c",
+				"protocol.https.allow=always",
+				"-c",
+				"protocol.ssh.allow=always",
+				"-c",
+				"protocol.file.allow=always"};
 	size_t n = 9;
 	const char *cwd = p->srcdir;
 	struct spec *s = &p->spec;
@@ -736,7 +742,8 @@ static void git_step_done(struct pipeline *p, int status, const char *last)
 			fire(p, fail(p, "fetch: git rev-parse: unexpected output"));
 			return;
 		}
-		if (p->spec.commit && strncasecmp(o->data, p->spec.commit, strlen(p->spec.commit))) {
+		if (p->spec.commit &&
+		    strncasecmp(o->data, p->spec.commit, strlen(p->spec.commit))) {
 			fire(p, fail(p, "fetch: git checkout '%s': HEAD is %s", p->spec.commit,
 				     o->data));
 			return;
@@ -761,8 +768,8 @@ static void untar_work(struct pipeline *p, int fd)
 		write_all(fd, err);
 		return;
 	}
-	if (p->o.set_ids && (setgroups(1, &p->o.gid) < 0 || setgid(p->o.gid) < 0 ||
-			     setuid(p->o.uid) < 0)) {
+	if (p->o.set_ids &&
+	    (setgroups(1, &p->o.gid) < 0 || setgid(p->o.gid) < 0 || setuid(p->o.uid) < 0)) {
 		snprintf(err, sizeof(err), "E\tfetch: set user: %s", strerror(errno));
 		write_all(fd, err);
 		return;
@@ -1450,8 +1457,8 @@ static enum ev enter_end(struct pipeline *p)
 		r.outcome = p->cancelled ? PIPELINE_CANCELLED : PIPELINE_ERROR;
 	r.stage = r.outcome == PIPELINE_DONE ? PIPELINE_END : p->failed_stage;
 	char *reason = scrubbed(p, r.outcome == PIPELINE_DONE ? ""
-				   : p->reason.len	       ? p->reason.data
-							       : "cancelled");
+				   : p->reason.len	      ? p->reason.data
+							      : "cancelled");
 	char *id = xstrdup(p->id);
 	char rev[41], rtv[64];
 	memcpy(rev, p->revision, sizeof(rev));
@@ -1728,7 +1735,8 @@ static int begin(struct pipeline *p, const struct pipeline_req *req, int rollbac
 		int is_cur = cur && !strcmp(cur, req->id);
 		free(cur);
 		if (is_cur || (p->cur && !strcmp(p->cur->id, req->id))) {
-			snprintf(err, errlen, "rollback '%s': already the current release", req->id);
+			snprintf(err, errlen, "rollback '%s': already the current release",
+				 req->id);
 			free(rdir);
 			return -1;
 		}
@@ -1806,8 +1814,7 @@ int pipeline_deploy(struct pipeline *p, const struct pipeline_req *req, char *er
 	return begin(p, req, 0, err, errlen);
 }
 
-int pipeline_rollback(struct pipeline *p, const struct pipeline_req *req, char *err,
-		      size_t errlen)
+int pipeline_rollback(struct pipeline *p, const struct pipeline_req *req, char *err, size_t errlen)
 {
 	return begin(p, req, 1, err, errlen);
 }

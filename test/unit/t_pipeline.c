@@ -188,7 +188,7 @@ static void run_until_done(struct ctx *c, int line)
 
 /* Parse yaml (a valid blueprint) into *f and return it. */
 static const struct bp *blueprint(struct bp_file **f, const char *fmt, ...)
-	__attribute__((format(printf, 2, 3)));
+    __attribute__((format(printf, 2, 3)));
 static const struct bp *blueprint(struct bp_file **f, const char *fmt, ...)
 {
 	va_list ap;
@@ -411,8 +411,9 @@ TEST(failed_build_keeps_previous_release)
 	ctx_init(&c, 5);
 	struct bp_file *f1, *f2;
 	int port = deploy_v1(&c, &f1);
-	const struct bp *bp = blueprint(&f2, WEB_BP "build_cmd: echo compiling; echo no such "
-						    "module >&2; exit 3\n",
+	const struct bp *bp = blueprint(&f2,
+					WEB_BP "build_cmd: echo compiling; echo no such "
+					       "module >&2; exit 3\n",
 					harness_tmpdir);
 	DEPLOY(&c, "d2", bp);
 	CHECK_INT(c.r.outcome, PIPELINE_ERROR);
@@ -507,8 +508,9 @@ TEST(cancel_during_build_kills_its_group)
 	ctx_init(&c, 5);
 	struct bp_file *f1, *f2;
 	int port = deploy_v1(&c, &f1);
-	const struct bp *bp = blueprint(&f2, WEB_BP "build_cmd: echo $$ > %s/buildpid; sleep 600; true\n",
-					harness_tmpdir, harness_tmpdir);
+	const struct bp *bp =
+	    blueprint(&f2, WEB_BP "build_cmd: echo $$ > %s/buildpid; sleep 600; true\n",
+		      harness_tmpdir, harness_tmpdir);
 	char err[256];
 	struct pipeline_req r = {.id = "d2", .bp = bp};
 	c.done = 0;
@@ -553,9 +555,8 @@ TEST(rollback_reactivates_without_rebuild)
 	struct ctx c;
 	ctx_init(&c, 5);
 	struct bp_file *f;
-	const struct bp *bp =
-	    blueprint(&f, WEB_BP "build_cmd: echo built >> %s/builds\n", harness_tmpdir,
-		      harness_tmpdir);
+	const struct bp *bp = blueprint(&f, WEB_BP "build_cmd: echo built >> %s/builds\n",
+					harness_tmpdir, harness_tmpdir);
 	DEPLOY(&c, "d1", bp);
 	CHECK_INT(c.r.outcome, PIPELINE_DONE);
 	char rev1[64];
@@ -735,12 +736,12 @@ TEST(missing_runtime_fails_before_touching_the_release)
 	ctx_init(&c, 5);
 	struct bp_file *f1, *f2;
 	int port = deploy_v1(&c, &f1);
-	const struct bp *bp =
-	    blueprint(&f2,
-		      "name: web\ntype: web\nsource: remote\nruntime: {type: python, version: '2.1'}\n"
-		      "remote: {url: 'file://%s/origin.git'}\n"
-		      "build_cmd: touch %s/built\nrun_cmd: exec /usr/bin/python3 server.py\n",
-		      harness_tmpdir, harness_tmpdir);
+	const struct bp *bp = blueprint(
+	    &f2,
+	    "name: web\ntype: web\nsource: remote\nruntime: {type: python, version: '2.1'}\n"
+	    "remote: {url: 'file://%s/origin.git'}\n"
+	    "build_cmd: touch %s/built\nrun_cmd: exec /usr/bin/python3 server.py\n",
+	    harness_tmpdir, harness_tmpdir);
 	DEPLOY(&c, "d2", bp);
 	CHECK_INT(c.r.outcome, PIPELINE_ERROR);
 	CHECK_INT(c.r.stage, PIPELINE_RUNTIME);
@@ -791,12 +792,13 @@ TEST(env_and_secrets_reach_the_process_never_the_log)
 	CHECK(!strstr(c.log.data, "s3cr3t"));
 	/* A failure whose reason quotes the secret: scrubbed there too. */
 	struct bp_file *f2;
-	const struct bp *bad = blueprint(&f2,
-					 "name: web\ntype: web\nsource: remote\nruntime: python\n"
-					 "remote: {url: 'file://%s/origin.git'}\nsecrets: [API_TOKEN]\n"
-					 "build_cmd: echo bad token $API_TOKEN; exit 1\n"
-					 "run_cmd: exec /usr/bin/python3 server.py\n",
-					 harness_tmpdir);
+	const struct bp *bad =
+	    blueprint(&f2,
+		      "name: web\ntype: web\nsource: remote\nruntime: python\n"
+		      "remote: {url: 'file://%s/origin.git'}\nsecrets: [API_TOKEN]\n"
+		      "build_cmd: echo bad token $API_TOKEN; exit 1\n"
+		      "run_cmd: exec /usr/bin/python3 server.py\n",
+		      harness_tmpdir);
 	deploy(&c, "d2", bad, secrets, 1, __LINE__);
 	CHECK_INT(c.r.outcome, PIPELINE_ERROR);
 	CHECK(strstr(c.r.reason, "bad token [secret]"));
@@ -813,8 +815,9 @@ TEST(upload_archive_and_bad_requests)
 	struct ctx c;
 	ctx_init(&c, 5);
 	struct bp_file *f;
-	const struct bp *bp = blueprint(&f, "name: st\ntype: static\nsource: upload\nruntime: static\n"
-					    "static_dir: site\n");
+	const struct bp *bp =
+	    blueprint(&f, "name: st\ntype: static\nsource: upload\nruntime: static\n"
+			  "static_dir: site\n");
 	char err[512];
 	char *tar = xasprintf("%s/up.tar", harness_tmpdir);
 	struct pipeline_req r = {.id = "u1", .bp = bp, .upload = tar};
@@ -879,10 +882,10 @@ TEST(fetch_failures)
 	CHECK(!exists("%s/releases/d1", c.dir));
 	CHECK(!exists("%s/current", c.dir));
 	/* A token in an https URL is never shown (the clone fails: no network). */
-	const struct bp *tok = blueprint(&f2,
-					 "name: web\ntype: web\nsource: remote\nruntime: python\n"
-					 "remote: {url: 'https://ghp_tok3n@127.0.0.1:1/x.git'}\n"
-					 "run_cmd: exec /usr/bin/python3 server.py\n");
+	const struct bp *tok =
+	    blueprint(&f2, "name: web\ntype: web\nsource: remote\nruntime: python\n"
+			   "remote: {url: 'https://ghp_tok3n@127.0.0.1:1/x.git'}\n"
+			   "run_cmd: exec /usr/bin/python3 server.py\n");
 	DEPLOY(&c, "d2", tok);
 	CHECK_INT(c.r.outcome, PIPELINE_ERROR);
 	CHECK(!strstr(c.log.data, "ghp_tok3n"));
