@@ -117,6 +117,7 @@ struct pipeline {
 	char rtver[64];
 	struct rel *nrel, *old;
 	long long t_stage, t_settle, t_poke, t_kick;
+	long long stage_ms; /* the running stage's deadline, for messages */
 	int settled;
 	struct health *hc;
 	int git_phase;
@@ -627,7 +628,8 @@ static void stage_timer_fired(struct loop *loop, long long id, void *arg, int ma
 	switch (p->st) {
 	case PIPELINE_HEALTH: {
 		const char *why = p->hc ? health_error(p->hc) : "";
-		fail(p, "health: not healthy within the deadline%s%s", *why ? ": " : "", why);
+		fail(p, "health: not healthy within %lld ms%s%s", p->stage_ms, *why ? ": " : "",
+		     why);
 		fire(p, EV_FAIL);
 		return;
 	}
@@ -641,7 +643,7 @@ static void stage_timer_fired(struct loop *loop, long long id, void *arg, int ma
 	default:
 		break;
 	}
-	fail(p, "%s: timed out", stage_names[p->st]);
+	fail(p, "%s: timed out after %lld ms", stage_names[p->st], p->stage_ms);
 	if (p->step.pid > 0)
 		spawn_kill_group(p->step.pid, SIGKILL);
 	else if (p->worker.pid > 0)
@@ -652,6 +654,7 @@ static void stage_timer_fired(struct loop *loop, long long id, void *arg, int ma
 
 static void stage_deadline(struct pipeline *p, long long ms)
 {
+	p->stage_ms = ms;
 	cancel_timer(p, &p->t_stage);
 	p->t_stage = loop_timer_add(p->loop, ms, stage_timer_fired, p);
 }
@@ -1097,7 +1100,8 @@ static enum ev enter_health(struct pipeline *p)
 		return fail(p, "health: %s", err);
 	emitf(p, "health: %s check%s%s, deadline %lld ms", what, s->hpath ? " " : "",
 	      s->hpath ? s->hpath : "", p->o.health_timeout_ms);
-	stage_deadline(p, p->o.health_timeout_ms);
+	/* The start period is the blueprint's own allowance for booting. */
+	stage_deadline(p, p->o.health_timeout_ms + s->hstart);
 	health_start(p->hc);
 	return EV_ASYNC;
 }
@@ -1235,6 +1239,7 @@ static enum ev enter_switch(struct pipeline *p)
 	stamp_write(p, p->id, p->revision, p->rtver);
 	emitf(p, "switch: current is %s", p->id);
 	p->switched = 1;
+	p->stopping_cur = 0; /* a pipeline_stop of the old release: STOP_OLD does it */
 	p->old = p->cur;
 	p->cur = p->nrel;
 	p->nrel = NULL;
@@ -1359,6 +1364,9 @@ static enum ev enter_prune(struct pipeline *p)
 		dirs = xrealloc(dirs, (nd + 1) * sizeof(*dirs));
 		dirs[nd++] = xasprintf("%s/%s", rd, v[i].id);
 		emitf(p, "prune: removing release %s", v[i].id);
+		char *lp = xasprintf("%s/logs/%s.log", p->dir, v[i].id);
+		unlink(lp);
+		free(lp);
 	}
 	for (size_t i = 0; i < n; i++)
 		free(v[i].id);
@@ -1403,10 +1411,8 @@ static enum ev enter_cleanup(struct pipeline *p)
 	health_free(p->hc);
 	p->hc = NULL;
 	cancel_timer(p, &p->t_settle);
-	if (p->reason.len)
-		emitf(p, "error: %s", p->reason.data);
-	else if (p->cancelled)
-		emitf(p, "cancelled");
+	emitf(p, "cleanup: %s at %s", p->cancelled ? "cancelled" : "failed",
+	      stage_names[p->failed_stage]);
 	p->stop_phase = 0;
 	if (p->nrel && p->nrel->sv && !stopped(p->nrel->sv)) {
 		stage_deadline(p, p->o.stop_grace_ms + STOP_SLACK);

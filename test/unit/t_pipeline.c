@@ -461,7 +461,7 @@ TEST(health_that_never_passes_keeps_previous_release)
 	DEPLOY(&c, "d2", bp);
 	CHECK_INT(c.r.outcome, PIPELINE_ERROR);
 	CHECK_INT(c.r.stage, PIPELINE_HEALTH);
-	CHECK(strstr(c.r.reason, "health: not healthy within the deadline: tcp 127.0.0.1:"));
+	CHECK(strstr(c.r.reason, "health: not healthy within 1500 ms: tcp 127.0.0.1:"));
 	CHECK(!exists("%s/releases/d2", c.dir));
 	struct buf pidb = BUF_INIT;
 	CHECK(buf_read_file(&pidb, "newpid", 64, err, sizeof(err)) == 0);
@@ -893,5 +893,136 @@ TEST(fetch_failures)
 	CHECK(strstr(c.log.data, "https://127.0.0.1:1/x.git"));
 	bp_file_free(f);
 	bp_file_free(f2);
+	ctx_free(&c);
+}
+
+TEST(build_deadline_from_the_blueprint)
+{
+	make_repo("v1");
+	struct ctx c;
+	ctx_init(&c, 5);
+	struct bp_file *f;
+	const struct bp *bp =
+	    blueprint(&f, WEB_BP "timeout: 1s\nbuild_cmd: sleep 30\n", harness_tmpdir);
+	DEPLOY(&c, "d1", bp);
+	CHECK_INT(c.r.outcome, PIPELINE_ERROR);
+	CHECK_INT(c.r.stage, PIPELINE_BUILD);
+	CHECK_STR(c.r.reason, "build: timed out after 1000 ms");
+	CHECK(!exists("%s/releases/d1", c.dir));
+	CHECK(!exists("%s/current", c.dir));
+	bp_file_free(f);
+	ctx_free(&c);
+}
+
+TEST(cancel_during_health_stops_the_new_release)
+{
+	struct ctx c;
+	ctx_init(&c, 5);
+	struct bp_file *f1, *f2;
+	int port = deploy_v1(&c, &f1);
+	const struct bp *bp = blueprint(&f2,
+					"name: web\ntype: web\nsource: remote\nruntime: python\n"
+					"remote: {url: 'file://%s/origin.git'}\n"
+					"run_cmd: echo $$ > %s/newpid; exec sleep 60\n",
+					harness_tmpdir, harness_tmpdir);
+	char err[256];
+	struct pipeline_req r = {.id = "d2", .bp = bp};
+	c.done = 0;
+	CHECK_INT(pipeline_deploy(c.p, &r, err, sizeof(err)), 0);
+	long long end = loop_now_ms() + 15000;
+	while (!exists("newpid") || pipeline_stage(c.p) != PIPELINE_HEALTH) {
+		CHECK(loop_now_ms() < end);
+		CHECK(!c.done);
+		loop_run_once(c.loop, 20);
+	}
+	struct buf pidb = BUF_INIT;
+	while (pidb.len == 0 || pidb.data[pidb.len - 1] != '\n') {
+		buf_reset(&pidb);
+		CHECK(buf_read_file(&pidb, "newpid", 64, err, sizeof(err)) == 0);
+		CHECK(loop_now_ms() < end);
+	}
+	pid_t pgid = (pid_t)atoi(pidb.data);
+	buf_release(&pidb);
+	CHECK(group_alive(pgid));
+	CHECK_INT(pipeline_cancel(c.p), 0);
+	RUN_UNTIL_DONE(&c);
+	CHECK_INT(c.r.outcome, PIPELINE_CANCELLED);
+	CHECK_INT(c.r.stage, PIPELINE_HEALTH);
+	CHECK(!group_alive(pgid));
+	CHECK(!exists("%s/releases/d2", c.dir));
+	STILL_SERVING_V1(&c, port);
+	bp_file_free(f1);
+	bp_file_free(f2);
+	ctx_free(&c);
+}
+
+TEST(scheduled_job_waits_for_its_time)
+{
+	make_repo("v1");
+	struct ctx c;
+	ctx_init(&c, 5);
+	struct bp_file *f;
+	const struct bp *bp = blueprint(&f,
+					"name: jb\ntype: job\nsource: remote\nruntime: python\n"
+					"remote: {url: 'file://%s/origin.git'}\n"
+					"schedule: '@yearly'\nrun_cmd: touch %s/ran\n",
+					harness_tmpdir, harness_tmpdir);
+	DEPLOY(&c, "j1", bp);
+	CHECK_INT(c.r.outcome, PIPELINE_DONE);
+	CHECK_INT(c.r.pid, 0);
+	CHECK(!exists("ran"));
+	CURRENT_IS(&c, "j1");
+	DEPLOY(&c, "j2", bp);
+	CHECK_INT(c.r.outcome, PIPELINE_DONE);
+	CURRENT_IS(&c, "j2");
+	CHECK(!exists("ran"));
+	bp_file_free(f);
+	ctx_free(&c);
+}
+
+TEST(service_user_builds_and_runs)
+{
+	if (getuid() != 0)
+		return; /* needs root to switch users */
+	make_repo("v1");
+	sh("chmod 755 %s && chown -R 65534:65534 origin.git", harness_tmpdir);
+	struct ctx c;
+	memset(&c, 0, sizeof(c));
+	buf_init(&c.log);
+	log_set_level(LOG_LVL_WARN);
+	char err[256];
+	c.loop = loop_new(0, err, sizeof(err));
+	CHECK(c.loop);
+	snprintf(c.dir, sizeof(c.dir), "%s/svc", harness_tmpdir);
+	struct pipeline_opts o = {.name = "wk",
+				  .dir = c.dir,
+				  .search_path = PATHS,
+				  .set_ids = 1,
+				  .uid = 65534,
+				  .gid = 65534,
+				  .settle_ms = 300,
+				  .on_log = on_log,
+				  .on_done = on_done,
+				  .arg = &c};
+	c.p = pipeline_new(c.loop, &o, err, sizeof(err));
+	CHECK(c.p);
+	struct bp_file *f;
+	const struct bp *bp = blueprint(&f,
+					"name: wk\ntype: worker\nsource: remote\nruntime: python\n"
+					"remote: {url: 'file://%s/origin.git'}\n"
+					"build_cmd: id -u > built-by\n"
+					"run_cmd: id -u > ran-by; exec sleep 60\n",
+					harness_tmpdir);
+	DEPLOY(&c, "u1", bp);
+	if (c.r.outcome != PIPELINE_DONE)
+		harness_fail(__FILE__, __LINE__, "%s\n%s", c.r.reason, c.log.data);
+	struct buf b = BUF_INIT;
+	CHECK(buf_read_file(&b, "svc/releases/u1/src/built-by", 64, err, sizeof(err)) == 0);
+	CHECK_STR(b.data, "65534\n");
+	buf_reset(&b);
+	CHECK(buf_read_file(&b, "svc/releases/u1/src/ran-by", 64, err, sizeof(err)) == 0);
+	CHECK_STR(b.data, "65534\n");
+	buf_release(&b);
+	bp_file_free(f);
 	ctx_free(&c);
 }
