@@ -97,6 +97,7 @@
 
 #include "bp.h"
 #include "loop.h"
+#include "supervise.h"
 
 struct pipeline;
 
@@ -192,8 +193,8 @@ struct pipeline_req {
 struct pipeline *pipeline_new(struct loop *loop, const struct pipeline_opts *o, char *err,
 			      size_t errlen);
 /* Kills a deploy in flight (its process groups, and its new release if
- * started) without cleaning up; the current release keeps running (it is
- * re-adopted by its record, see supervise.h). Accepts NULL. */
+ * started) without cleaning up; the current release keeps running (take it
+ * back with pipeline_adopt). Accepts NULL. */
 void pipeline_free(struct pipeline *p);
 
 /* Start a deploy of req->bp as release req->id. -1 with a reason in err if
@@ -205,6 +206,17 @@ int pipeline_deploy(struct pipeline *p, const struct pipeline_req *req, char *er
  * HEALTH, SWITCH, STOP_OLD, no fetch or build. -1 if it is the current
  * release or not kept. */
 int pipeline_rollback(struct pipeline *p, const struct pipeline_req *req, char *err, size_t errlen);
+/* After an agent restart: take back the running release req->id (its
+ * blueprint and secrets in req, so restarts run it the same way) from the
+ * record the caller persisted (pipeline_record; NULL for static). Nothing
+ * is started or stopped. -1 with a reason in err if a release is already
+ * current, the release is not kept, or the record no longer names the
+ * running process (supervise_adopt). */
+int pipeline_adopt(struct pipeline *p, const struct pipeline_req *req,
+		   const struct supervise_record *rec, char *err, size_t errlen);
+/* The current release's record to persist for pipeline_adopt: 0, or -1
+ * when nothing runs (static, none, stopped). */
+int pipeline_record(const struct pipeline *p, struct supervise_record *rec);
 /* Cancel the deploy in progress: 0, or -1 when there is none or it has
  * passed SWITCH. The result (on_done) follows once cleaned up. */
 int pipeline_cancel(struct pipeline *p);

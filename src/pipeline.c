@@ -941,49 +941,29 @@ static void rel_on_state(struct supervise *sv, void *arg, int what)
 	poke(r->p);
 }
 
-static enum ev enter_start(struct pipeline *p)
+/* Give r (of the release being loaded: p->id, p->spec, p->env) its
+ * supervisor, not started: output to logs/ID.log, PORT=port for web. 0, or
+ * -1 with a reason in err. */
+static int rel_supervise(struct pipeline *p, struct rel *r, int port, char *err, size_t errlen)
 {
 	struct spec *s = &p->spec;
-	if (check_wdir(p) != EV_OK)
-		return EV_FAIL;
-	p->nrel = xcalloc(1, sizeof(*p->nrel));
-	p->nrel->p = p;
-	p->nrel->id = xstrdup(p->id);
-	p->nrel->type = s->type;
-	p->nrel->logfd = -1;
-	if (s->type == BP_TYPE_STATIC) {
-		char *root = xasprintf("%s/%s", p->wdir, s->static_dir ? s->static_dir : ".");
-		struct stat st;
-		int ok = stat(root, &st) == 0 && S_ISDIR(st.st_mode);
-		free(root);
-		if (!ok)
-			return fail(p, "start: static_dir '%s': not a directory after the build",
-				    s->static_dir ? s->static_dir : ".");
-		return EV_OK;
-	}
-	if (!s->run_cmd)
-		return fail(p, "start: no run_cmd");
-	stage_begin(p);
 	char *logdir = xasprintf("%s/logs", p->dir);
 	mkdir(logdir, 0750);
 	char *logpath = xasprintf("%s/%s.log", logdir, p->id);
-	p->nrel->logfd = open(logpath, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0640);
-	int lerr = errno;
 	free(logdir);
-	if (p->nrel->logfd < 0) {
-		fail(p, "start: open '%s': %s", logpath, strerror(lerr));
+	r->logfd = open(logpath, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0640);
+	if (r->logfd < 0) {
+		snprintf(err, errlen, "open '%s': %s", logpath, strerror(errno));
 		free(logpath);
-		return EV_FAIL;
+		return -1;
 	}
 	free(logpath);
 	if (p->o.set_ids)
-		(void)!fchown(p->nrel->logfd, p->o.uid, p->o.gid);
-	char portkv[32] = "";
+		(void)!fchown(r->logfd, p->o.uid, p->o.gid);
 	if (s->type == BP_TYPE_WEB) {
-		p->nrel->port = pick_port();
-		if (!p->nrel->port)
-			return fail(p, "start: no free port on 127.0.0.1");
-		snprintf(portkv, sizeof(portkv), "PORT=%d", p->nrel->port);
+		r->port = port;
+		char portkv[32];
+		snprintf(portkv, sizeof(portkv), "PORT=%d", port);
 		env_set(p, portkv);
 	}
 	const char *argv[] = {"/bin/sh", "-c", s->run_cmd, NULL};
@@ -998,7 +978,7 @@ static enum ev enter_start(struct pipeline *p)
 	    .uid = p->o.uid,
 	    .gid = p->o.gid,
 	    .out = SPAWN_FD,
-	    .out_fd = p->nrel->logfd,
+	    .out_fd = r->logfd,
 	    .err = SPAWN_STDOUT,
 	    .restart = s->restart == BP_RESTART_ALWAYS	     ? SUPERVISE_ALWAYS
 		       : s->restart == BP_RESTART_ON_FAILURE ? SUPERVISE_ON_FAILURE
@@ -1010,19 +990,57 @@ static enum ev enter_start(struct pipeline *p)
 	    .cgroup_path = cgpath,
 	    .limits = s->limits,
 	    .on_state = rel_on_state,
-	    .arg = p->nrel,
+	    .arg = r,
 	};
-	if (p->nrel->port) {
-		so.ports[0] = p->nrel->port;
+	if (r->port) {
+		so.ports[0] = r->port;
 		so.nports = 1;
 	}
-	char err[512];
-	p->nrel->sv = supervise_new(p->loop, &so, err, sizeof(err));
+	r->sv = supervise_new(p->loop, &so, err, errlen);
 	free(svname);
 	free(cgpath);
-	if (!p->nrel->sv)
+	return r->sv ? 0 : -1;
+}
+
+static struct rel *rel_new(struct pipeline *p)
+{
+	struct rel *r = xcalloc(1, sizeof(*r));
+	r->p = p;
+	r->id = xstrdup(p->id);
+	r->type = p->spec.type;
+	r->logfd = -1;
+	return r;
+}
+
+static enum ev enter_start(struct pipeline *p)
+{
+	struct spec *s = &p->spec;
+	if (check_wdir(p) != EV_OK)
+		return EV_FAIL;
+	p->nrel = rel_new(p);
+	if (s->type == BP_TYPE_STATIC) {
+		char *root = xasprintf("%s/%s", p->wdir, s->static_dir ? s->static_dir : ".");
+		struct stat st;
+		int ok = stat(root, &st) == 0 && S_ISDIR(st.st_mode);
+		free(root);
+		if (!ok)
+			return fail(p, "start: static_dir '%s': not a directory after the build",
+				    s->static_dir ? s->static_dir : ".");
+		return EV_OK;
+	}
+	if (!s->run_cmd)
+		return fail(p, "start: no run_cmd");
+	stage_begin(p);
+	int port = 0;
+	if (s->type == BP_TYPE_WEB && !(port = pick_port()))
+		return fail(p, "start: no free port on 127.0.0.1");
+	char err[512];
+	if (rel_supervise(p, p->nrel, port, err, sizeof(err)) < 0)
 		return fail(p, "start: %s", err);
-	emitf(p, "start: $ %s%s%s", s->run_cmd, *portkv ? " with " : "", portkv);
+	if (port)
+		emitf(p, "start: $ %s with PORT=%d", s->run_cmd, port);
+	else
+		emitf(p, "start: $ %s", s->run_cmd);
 	supervise_start(p->nrel->sv);
 	enum supervise_state st = supervise_state(p->nrel->sv);
 	if (st != SUPERVISE_RUNNING && st != SUPERVISE_WAITING) {
@@ -1701,8 +1719,8 @@ void pipeline_free(struct pipeline *p)
 	free(p);
 }
 
-static int begin(struct pipeline *p, const struct pipeline_req *req, int rollback, char *err,
-		 size_t errlen)
+/* The checks every request passes. */
+static int check_req(struct pipeline *p, const struct pipeline_req *req, char *err, size_t errlen)
 {
 	if (p->st != PIPELINE_IDLE) {
 		snprintf(err, errlen, "deploy '%s': a deploy of '%s' is in progress",
@@ -1734,45 +1752,18 @@ static int begin(struct pipeline *p, const struct pipeline_req *req, int rollbac
 			return -1;
 		}
 	}
-	char *rdir = xasprintf("%s/releases/%s", p->dir, req->id);
-	struct stat st;
-	if (rollback) {
-		char *cur = current_id(p);
-		int is_cur = cur && !strcmp(cur, req->id);
-		free(cur);
-		if (is_cur || (p->cur && !strcmp(p->cur->id, req->id))) {
-			snprintf(err, errlen, "rollback '%s': already the current release",
-				 req->id);
-			free(rdir);
-			return -1;
-		}
-		char *src = xasprintf("%s/src", rdir);
-		int ok = stat(src, &st) == 0 && S_ISDIR(st.st_mode);
-		free(src);
-		if (!ok) {
-			snprintf(err, errlen, "rollback '%s': release not kept", req->id);
-			free(rdir);
-			return -1;
-		}
-	} else {
-		if (mkdir(rdir, 0755) < 0) {
-			snprintf(err, errlen, "deploy '%s': mkdir '%s': %s", req->id, rdir,
-				 errno == EEXIST ? "release exists" : strerror(errno));
-			free(rdir);
-			return -1;
-		}
-		if (p->o.set_ids && chown(rdir, p->o.uid, p->o.gid) < 0) {
-			snprintf(err, errlen, "deploy '%s': chown '%s': %s", req->id, rdir,
-				 strerror(errno));
-			rmdir(rdir);
-			free(rdir);
-			return -1;
-		}
-	}
+	return 0;
+}
+
+/* Take what a checked request holds into the deploy fields (freed by
+ * reset). */
+static void load_req(struct pipeline *p, const struct pipeline_req *req, int rollback)
+{
+	const struct bp *bp = req->bp;
 	p->rollback = rollback;
 	p->id = xstrdup(req->id);
-	p->rdir = rdir;
-	p->srcdir = xasprintf("%s/src", rdir);
+	p->rdir = xasprintf("%s/releases/%s", p->dir, req->id);
+	p->srcdir = xasprintf("%s/src", p->rdir);
 	spec_copy(&p->spec, bp);
 	p->wdir = p->spec.working_dir ? xasprintf("%s/%s", p->srcdir, p->spec.working_dir)
 				      : xstrdup(p->srcdir);
@@ -1808,6 +1799,50 @@ static int begin(struct pipeline *p, const struct pipeline_req *req, int rollbac
 		stamp_read(p, p->id, "revision", p->revision, sizeof(p->revision));
 		stamp_read(p, p->id, "runtime", p->rtver, sizeof(p->rtver));
 	}
+}
+
+static int begin(struct pipeline *p, const struct pipeline_req *req, int rollback, char *err,
+		 size_t errlen)
+{
+	if (check_req(p, req, err, errlen) < 0)
+		return -1;
+	char *rdir = xasprintf("%s/releases/%s", p->dir, req->id);
+	struct stat st;
+	if (rollback) {
+		char *cur = current_id(p);
+		int is_cur = cur && !strcmp(cur, req->id);
+		free(cur);
+		if (is_cur || (p->cur && !strcmp(p->cur->id, req->id))) {
+			snprintf(err, errlen, "rollback '%s': already the current release",
+				 req->id);
+			free(rdir);
+			return -1;
+		}
+		char *src = xasprintf("%s/src", rdir);
+		int ok = stat(src, &st) == 0 && S_ISDIR(st.st_mode);
+		free(src);
+		if (!ok) {
+			snprintf(err, errlen, "rollback '%s': release not kept", req->id);
+			free(rdir);
+			return -1;
+		}
+	} else {
+		if (mkdir(rdir, 0755) < 0) {
+			snprintf(err, errlen, "deploy '%s': mkdir '%s': %s", req->id, rdir,
+				 errno == EEXIST ? "release exists" : strerror(errno));
+			free(rdir);
+			return -1;
+		}
+		if (p->o.set_ids && chown(rdir, p->o.uid, p->o.gid) < 0) {
+			snprintf(err, errlen, "deploy '%s': chown '%s': %s", req->id, rdir,
+				 strerror(errno));
+			rmdir(rdir);
+			free(rdir);
+			return -1;
+		}
+	}
+	free(rdir);
+	load_req(p, req, rollback);
 	p->st = rollback ? PIPELINE_START : PIPELINE_FETCH;
 	log_info("pipeline", rollback ? "rollback started" : "deploy started", "service", p->name,
 		 "release", p->id, NULL);
@@ -1823,6 +1858,54 @@ int pipeline_deploy(struct pipeline *p, const struct pipeline_req *req, char *er
 int pipeline_rollback(struct pipeline *p, const struct pipeline_req *req, char *err, size_t errlen)
 {
 	return begin(p, req, 1, err, errlen);
+}
+
+int pipeline_adopt(struct pipeline *p, const struct pipeline_req *req,
+		   const struct supervise_record *rec, char *err, size_t errlen)
+{
+	if (check_req(p, req, err, errlen) < 0)
+		return -1;
+	if (p->cur) {
+		snprintf(err, errlen, "adopt '%s': '%s' has a current release", req->id, p->name);
+		return -1;
+	}
+	char *src = xasprintf("%s/releases/%s/src", p->dir, req->id);
+	struct stat st;
+	int ok = stat(src, &st) == 0 && S_ISDIR(st.st_mode);
+	free(src);
+	if (!ok) {
+		snprintf(err, errlen, "adopt '%s': release not kept", req->id);
+		return -1;
+	}
+	load_req(p, req, 1);
+	struct rel *r = rel_new(p);
+	int rc = 0;
+	if (p->spec.type != BP_TYPE_STATIC) {
+		char why[512];
+		int port = rec && rec->nports ? rec->ports[0] : 0;
+		if (!rec) {
+			snprintf(err, errlen, "adopt '%s': no record", req->id);
+			rc = -1;
+		} else if (rel_supervise(p, r, port, why, sizeof(why)) < 0) {
+			snprintf(err, errlen, "adopt '%s': %s", req->id, why);
+			rc = -1;
+		} else if (supervise_adopt(r->sv, rec, err, errlen) < 0) {
+			rc = -1;
+		}
+	}
+	if (rc < 0)
+		rel_free(r);
+	else
+		p->cur = r;
+	reset(p);
+	return rc;
+}
+
+int pipeline_record(const struct pipeline *p, struct supervise_record *rec)
+{
+	if (!p->cur || !p->cur->sv)
+		return -1;
+	return supervise_record(p->cur->sv, rec);
 }
 
 int pipeline_cancel(struct pipeline *p)

@@ -1026,3 +1026,59 @@ TEST(service_user_builds_and_runs)
 	bp_file_free(f);
 	ctx_free(&c);
 }
+
+TEST(adopt_after_restart_then_redeploy_stops_the_adopted)
+{
+	make_repo("v1");
+	struct ctx c;
+	ctx_init(&c, 5);
+	struct bp_file *f;
+	const struct bp *bp = blueprint(&f, WEB_BP, harness_tmpdir);
+	DEPLOY(&c, "d1", bp);
+	CHECK_INT(c.r.outcome, PIPELINE_DONE);
+	struct supervise_record rec;
+	CHECK_INT(pipeline_record(c.p, &rec), 0);
+	CHECK_INT(rec.pid, c.r.pid);
+	CHECK_INT(rec.nports, 1);
+	CHECK_INT(rec.ports[0], c.r.port);
+	int port1 = c.r.port;
+	/* The agent restarts: a new pipeline over the same directory. */
+	pipeline_free(c.p);
+	char err[512];
+	struct pipeline_opts o = {.name = "web",
+				  .dir = c.dir,
+				  .search_path = PATHS,
+				  .gate_interval_ms = 100,
+				  .stop_grace_ms = 2000,
+				  .on_log = on_log,
+				  .on_done = on_done,
+				  .on_proxy = on_proxy,
+				  .arg = &c};
+	c.p = pipeline_new(c.loop, &o, err, sizeof(err));
+	CHECK(c.p);
+	struct pipeline_req r = {.id = "d1", .bp = bp};
+	struct supervise_record bad = rec;
+	bad.start_time++;
+	CHECK_INT(pipeline_adopt(c.p, &r, &bad, err, sizeof(err)), -1);
+	CHECK(pipeline_current(c.p, NULL, NULL) == NULL);
+	r.id = "nope";
+	CHECK_INT(pipeline_adopt(c.p, &r, &rec, err, sizeof(err)), -1);
+	CHECK(strstr(err, "not kept"));
+	r.id = "d1";
+	CHECK_INT(pipeline_adopt(c.p, &r, &rec, err, sizeof(err)), 0);
+	pid_t pid;
+	int port;
+	CHECK_STR(pipeline_current(c.p, &pid, &port), "d1");
+	CHECK_INT(pid, rec.pid);
+	CHECK_INT(port, port1);
+	CHECK_INT(pipeline_adopt(c.p, &r, &rec, err, sizeof(err)), -1);
+	commit_version("v2");
+	DEPLOY(&c, "d2", bp);
+	CHECK_INT(c.r.outcome, PIPELINE_DONE);
+	CHECK(group_gone(&c, rec.pid));
+	char body[256];
+	CHECK_INT(http_get(c.r.port, body, sizeof(body)), 0);
+	CHECK_STR(body, "v2");
+	bp_file_free(f);
+	ctx_free(&c);
+}
