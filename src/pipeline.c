@@ -415,7 +415,7 @@ static void step_line(struct pipeline *p, const char *s, size_t n)
 	char *c = scrubbed(p, l);
 	if (*c)
 		snprintf(p->step.last, sizeof(p->step.last), "%s", c);
-	if (p->o.on_log)
+	if (p->o.on_log && !p->step.capture)
 		p->o.on_log(p, p->o.arg, c);
 	free(c);
 	free(l);
@@ -1433,6 +1433,7 @@ static enum ev enter_cleanup(struct pipeline *p)
 	      stage_names[p->failed_stage]);
 	p->stop_phase = 0;
 	if (p->nrel && p->nrel->sv && !stopped(p->nrel->sv)) {
+		emitf(p, "cleanup: stopping the new release");
 		stage_deadline(p, p->o.stop_grace_ms + STOP_SLACK);
 		supervise_stop(p->nrel->sv);
 	}
@@ -1480,9 +1481,10 @@ static enum ev enter_end(struct pipeline *p)
 	else
 		r.outcome = p->cancelled ? PIPELINE_CANCELLED : PIPELINE_ERROR;
 	r.stage = r.outcome == PIPELINE_DONE ? PIPELINE_END : p->failed_stage;
-	char *reason = scrubbed(p, r.outcome == PIPELINE_DONE ? ""
-				   : p->reason.len	      ? p->reason.data
-							      : "cancelled");
+	char *why = p->reason.len ? xstrdup(p->reason.data)
+				  : xasprintf("cancelled at %s", stage_names[p->failed_stage]);
+	char *reason = scrubbed(p, r.outcome == PIPELINE_DONE ? "" : why);
+	free(why);
 	char *id = xstrdup(p->id);
 	char rev[41], rtv[64];
 	memcpy(rev, p->revision, sizeof(rev));
@@ -1497,7 +1499,10 @@ static enum ev enter_end(struct pipeline *p)
 			r.pid = rec.pid;
 		r.port = p->cur->port;
 	}
-	emitf(p, "%s%s%s", pipeline_outcome_name(r.outcome), *reason ? ": " : "", reason);
+	if (r.outcome == PIPELINE_ERROR)
+		emitf(p, "error: %s", reason);
+	else
+		emitf(p, "%s", r.outcome == PIPELINE_DONE ? "done" : reason);
 	log_info("pipeline", "deploy ended", "service", p->name, "release", id, "outcome",
 		 pipeline_outcome_name(r.outcome), NULL);
 	reset(p);
