@@ -80,7 +80,10 @@
  * The two library calls that block (runtime_resolve's version probes and
  * fetch_untar_fd) run in a forked worker process (its own process group)
  * that reports through a pipe and _exit()s: it never touches LMDB or the
- * loop, and cancel kills its group.
+ * loop (DESIGN.md's "children exec" rule is about LMDB; this child uses
+ * none), and cancel kills its group. What the worker itself starts (a
+ * version probe, `gzip -dc`) has a group of its own: a probe ends by its own
+ * 5 s deadline, gzip at its next write once the worker is gone.
  *
  * Secrets: values are passed to processes only through the environment,
  * never in argv; every deploy log line is scrubbed of secret values (of 3

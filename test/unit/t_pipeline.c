@@ -137,7 +137,7 @@ static void ctx_init(struct ctx *c, int keep)
 {
 	memset(c, 0, sizeof(*c));
 	buf_init(&c->log);
-	log_set_level(LOG_LVL_WARN);
+	log_set_level(LOG_LVL_ERROR);
 	char err[256];
 	c->loop = loop_new(0, err, sizeof(err));
 	CHECK(c->loop);
@@ -990,7 +990,7 @@ TEST(service_user_builds_and_runs)
 	struct ctx c;
 	memset(&c, 0, sizeof(c));
 	buf_init(&c.log);
-	log_set_level(LOG_LVL_WARN);
+	log_set_level(LOG_LVL_ERROR);
 	char err[256];
 	c.loop = loop_new(0, err, sizeof(err));
 	CHECK(c.loop);
@@ -1080,6 +1080,36 @@ TEST(adopt_after_restart_then_redeploy_stops_the_adopted)
 	char body[256];
 	CHECK_INT(http_get(c.r.port, body, sizeof(body)), 0);
 	CHECK_STR(body, "v2");
+	bp_file_free(f);
+	ctx_free(&c);
+}
+
+TEST(stop_ends_the_current_release)
+{
+	make_repo("v1");
+	struct ctx c;
+	ctx_init(&c, 5);
+	struct bp_file *f;
+	const struct bp *bp = blueprint(&f,
+					"name: wk\ntype: worker\nsource: remote\nruntime: python\n"
+					"remote: {url: 'file://%s/origin.git'}\n"
+					"run_cmd: trap '' TERM; sleep 60 & wait; wait\n",
+					harness_tmpdir);
+	DEPLOY(&c, "w1", bp);
+	CHECK_INT(c.r.outcome, PIPELINE_DONE);
+	pid_t pid = c.r.pid;
+	CHECK(group_alive(pid));
+	pipeline_stop(c.p);
+	/* TERM is ignored: KILL after the grace (2 s here). */
+	long long end = loop_now_ms() + 10000;
+	while (pipeline_current(c.p, NULL, NULL)) {
+		CHECK(loop_now_ms() < end);
+		loop_run_once(c.loop, 50);
+	}
+	CHECK(!group_alive(pid));
+	struct supervise_record rec;
+	CHECK_INT(pipeline_record(c.p, &rec), -1);
+	CURRENT_IS(&c, "w1");
 	bp_file_free(f);
 	ctx_free(&c);
 }
