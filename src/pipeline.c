@@ -438,20 +438,23 @@ static void step_feed(struct pipeline *p, const char *d, size_t n)
 	}
 }
 
-/* Read what is there; 1 at end of file or error. */
-static int step_drain(struct pipeline *p)
+/* Read what is there, at most budget bytes (a program that writes without
+ * pause must not hold the loop); 1 at end of file or error. */
+static int step_drain(struct pipeline *p, size_t budget)
 {
 	char tmp[4096];
-	for (;;) {
+	for (size_t got = 0; got < budget;) {
 		ssize_t n = read(p->step.fd, tmp, sizeof(tmp));
 		if (n > 0) {
 			step_feed(p, tmp, (size_t)n);
+			got += (size_t)n;
 			continue;
 		}
 		if (n < 0 && errno == EINTR)
 			continue;
 		return !(n < 0 && errno == EAGAIN);
 	}
+	return 0;
 }
 
 static void step_close(struct pipeline *p)
@@ -466,7 +469,7 @@ static void step_close(struct pipeline *p)
 static void step_on_read(struct loop *loop, long long fd, void *arg, int mask)
 {
 	struct pipeline *p = arg;
-	if (step_drain(p))
+	if (step_drain(p, 65536))
 		step_close(p);
 }
 
@@ -477,7 +480,7 @@ static void step_on_exit(struct loop *loop, long long pid, void *arg, int status
 	 * keeps writing into a release being removed. */
 	spawn_kill_group((pid_t)pid, SIGKILL);
 	if (p->step.fd >= 0)
-		step_drain(p);
+		step_drain(p, 1 << 20);
 	step_close(p);
 	if (p->step.part.len)
 		step_line(p, p->step.part.data, p->step.part.len);
@@ -514,8 +517,15 @@ static int step_start(struct pipeline *p, const char *const *argv, const char *c
 	p->step.done = done;
 	buf_reset(&p->step.out);
 	buf_reset(&p->step.part);
-	loop_add_fd(p->loop, sp.out_fd, LOOP_READ, step_on_read, p);
-	loop_child_add(p->loop, sp.pid, step_on_exit, p);
+	if (loop_add_fd(p->loop, sp.out_fd, LOOP_READ, step_on_read, p) < 0 ||
+	    loop_child_add(p->loop, sp.pid, step_on_exit, p) < 0) {
+		fail(p, "%s: %s", stage_names[p->st], loop_error(p->loop));
+		spawn_kill_group(sp.pid, SIGKILL);
+		waitpid(sp.pid, NULL, 0);
+		step_close(p);
+		p->step.pid = 0;
+		return -1;
+	}
 	return 0;
 }
 
@@ -601,7 +611,15 @@ static int worker_start(struct pipeline *p, void (*fn)(struct pipeline *p, int f
 	p->worker.pid = pid;
 	p->worker.fd = pfd[0];
 	p->worker.done = done;
-	loop_child_add(p->loop, pid, worker_on_exit, p);
+	if (loop_child_add(p->loop, pid, worker_on_exit, p) < 0) {
+		fail(p, "%s: %s", stage_names[p->st], loop_error(p->loop));
+		spawn_kill_group(pid, SIGKILL);
+		waitpid(pid, NULL, 0);
+		close(pfd[0]);
+		p->worker.pid = 0;
+		p->worker.fd = -1;
+		return -1;
+	}
 	return 0;
 }
 

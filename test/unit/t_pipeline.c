@@ -597,6 +597,10 @@ TEST(rollback_reactivates_without_rebuild)
 	ctx_free(&c);
 }
 
+#define STATIC_BP_NOBUILD                                                                          \
+	"name: site\ntype: static\nsource: remote\nruntime: static\n"                              \
+	"remote: {url: 'file://%s/origin.git'}\nstatic_dir: dist\n"
+
 #define STATIC_BP                                                                                  \
 	"name: site\ntype: static\nsource: remote\nruntime: static\n"                              \
 	"remote: {url: 'file://%s/origin.git'}\n"                                                  \
@@ -1110,6 +1114,33 @@ TEST(stop_ends_the_current_release)
 	struct supervise_record rec;
 	CHECK_INT(pipeline_record(c.p, &rec), -1);
 	CURRENT_IS(&c, "w1");
+	bp_file_free(f);
+	ctx_free(&c);
+}
+
+TEST(noisy_build_output_is_all_logged)
+{
+	make_repo("v1");
+	struct ctx c;
+	ctx_init(&c, 5);
+	struct bp_file *f;
+	/* 300 kB in one line, then 20000 short lines, then no final newline. */
+	const struct bp *bp = blueprint(&f,
+					STATIC_BP_NOBUILD "build_cmd: \"head -c 300000 /dev/zero | "
+							  "tr '\\\\0' a; echo; seq 1 20000; "
+							  "printf tail; mkdir -p dist\"\n",
+					harness_tmpdir);
+	DEPLOY(&c, "s1", bp);
+	CHECK_INT(c.r.outcome, PIPELINE_DONE);
+	CHECK(strstr(c.log.data, "\n19999\n20000\ntail\n"));
+	size_t as = 0;
+	for (const char *l = c.log.data; *l; l = strchr(l, '\n') + 1) {
+		size_t n = strcspn(l, "\n");
+		CHECK(n <= 2 * 4096 + 4096);
+		if (l[0] == 'a')
+			as += n;
+	}
+	CHECK_INT(as, 300000);
 	bp_file_free(f);
 	ctx_free(&c);
 }
