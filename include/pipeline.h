@@ -11,6 +11,7 @@
  *
  * Layout under dir:
  *   releases/ID/src/        the sources of deployment ID (git clone or archive)
+ *   releases/ID/bin/        the resolved runtime's program (first in PATH)
  *   releases/ID/release     what the release resolved ("revision=...", "runtime=...",
  *                           "activated=MS"): read back by rollback and pruning
  *   logs/ID.log             the release's stdout and stderr (a file, so a service
@@ -49,7 +50,11 @@
  *            part of an https URL masked in every line). upload: the archive
  *            (req.upload) unpacked by fetch_untar_fd.
  *   RUNTIME  the blueprint's runtime resolved by runtime.h against the
- *            programs on search_path; the version is in the result.
+ *            programs on search_path; the version is in the result. The
+ *            resolved program is linked as releases/ID/bin/python3 (and
+ *            python; node; go; else its own name), and that bin/ comes first
+ *            in PATH for the build, hooks and service, so `python3` is the
+ *            version resolved.
  *   BUILD    `/bin/sh -c build_cmd` in the working dir, as the service user,
  *            with the service's environment (no PORT); deadline: the
  *            blueprint's timeout, else build_timeout_ms.

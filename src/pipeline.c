@@ -867,6 +867,61 @@ static void runtime_work(struct pipeline *p, int fd)
 	runtime_free(rt);
 }
 
+/* Program names a blueprint's commands use for each runtime type. */
+static const char *const *runtime_names(const char *type)
+{
+	static const char *const python[] = {"python3", "python", NULL};
+	static const char *const nodejs[] = {"node", NULL};
+	static const char *const golang[] = {"go", NULL};
+	static const char *const other[] = {NULL, NULL};
+	static const struct {
+		const char *type;
+		const char *const *names;
+	} t[] = {{"python", python}, {"nodejs", nodejs}, {"golang", golang}};
+	for (size_t i = 0; i < sizeof(t) / sizeof(t[0]); i++)
+		if (!strcmp(type, t[i].type))
+			return t[i].names;
+	return other;
+}
+
+/* PATH for the release's commands: its bin/ first when it has one. */
+static void set_path(struct pipeline *p)
+{
+	char *bin = xasprintf("%s/bin", p->rdir);
+	struct stat st;
+	char *kv = stat(bin, &st) == 0 && S_ISDIR(st.st_mode)
+		       ? xasprintf("PATH=%s:%s", bin, p->search_path)
+		       : xasprintf("PATH=%s", p->search_path);
+	env_set(p, kv);
+	free(kv);
+	free(bin);
+}
+
+/* releases/ID/bin/NAME -> the resolved program, first in PATH, so that
+ * `python3` in build_cmd and run_cmd is the version resolved (say
+ * /usr/bin/python3.12 when python3 is 3.11), for rollbacks too. */
+static enum ev runtime_link(struct pipeline *p, const char *path)
+{
+	const char *const *names = runtime_names(p->spec.rt_type);
+	const char *const own[2] = {strrchr(path, '/') ? strrchr(path, '/') + 1 : path, NULL};
+	if (!names[0])
+		names = own;
+	char *bin = xasprintf("%s/bin", p->rdir);
+	enum ev ev = EV_OK;
+	if (mkdir(bin, 0755) < 0 && errno != EEXIST)
+		ev = fail(p, "runtime: mkdir '%s': %s", bin, strerror(errno));
+	for (size_t i = 0; ev == EV_OK && names[i]; i++) {
+		char *l = xasprintf("%s/%s", bin, names[i]);
+		if (symlink(path, l) < 0 && errno != EEXIST)
+			ev = fail(p, "runtime: symlink '%s': %s", l, strerror(errno));
+		free(l);
+	}
+	free(bin);
+	if (ev == EV_OK)
+		set_path(p);
+	return ev;
+}
+
 static void runtime_done(struct pipeline *p, int status, const char *out)
 {
 	if (p->cancelled) {
@@ -878,11 +933,13 @@ static void runtime_done(struct pipeline *p, int status, const char *out)
 		size_t vl = strcspn(v, "\t");
 		snprintf(p->rtver, sizeof(p->rtver), "%.*s", (int)vl, v);
 		const char *path = v[vl] ? v + vl + 1 : "";
-		if (*path)
-			emitf(p, "runtime: %s %s at %s", p->spec.rt_type, p->rtver, path);
-		else
+		if (!*path) {
 			emitf(p, "runtime: %s", p->spec.rt_type);
-		fire(p, EV_OK);
+			fire(p, EV_OK);
+			return;
+		}
+		emitf(p, "runtime: %s %s at %s", p->spec.rt_type, p->rtver, path);
+		fire(p, runtime_link(p, path));
 	} else if (out[0] == 'E' && out[1] == '\t') {
 		fire(p, fail(p, "runtime: %s", out + 2));
 	} else {
@@ -1791,10 +1848,8 @@ static void load_req(struct pipeline *p, const struct pipeline_req *req, int rol
 	p->wdir = p->spec.working_dir ? xasprintf("%s/%s", p->srcdir, p->spec.working_dir)
 				      : xstrdup(p->srcdir);
 	p->upload = dupn(req->upload);
-	char *kv = xasprintf("PATH=%s", p->search_path);
-	env_set(p, kv);
-	free(kv);
-	kv = xasprintf("HOME=%s", p->home);
+	set_path(p);
+	char *kv = xasprintf("HOME=%s", p->home);
 	env_set(p, kv);
 	free(kv);
 	env_set(p, "LANG=C.UTF-8");

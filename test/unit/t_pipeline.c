@@ -788,7 +788,16 @@ TEST(env_and_secrets_reach_the_process_never_the_log)
 	char *port = xasprintf("PORT=%d\n", c.r.port);
 	CHECK(strstr(env.data, port));
 	free(port);
-	CHECK(strstr(env.data, "PATH=" PATHS "\n"));
+	char *path = xasprintf("PATH=%s/releases/d1/bin:" PATHS "\n", c.dir);
+	CHECK(strstr(env.data, path));
+	free(path);
+	char lt[256];
+	char *link = xasprintf("%s/releases/d1/bin/python3", c.dir);
+	ssize_t ln = readlink(link, lt, sizeof(lt) - 1);
+	free(link);
+	CHECK(ln > 0);
+	lt[ln > 0 ? ln : 0] = 0;
+	CHECK_STR(lt, "/usr/bin/python3");
 	buf_release(&env);
 	CHECK(strstr(c.log.data, "token is [secret]\n"));
 	CHECK(strstr(c.log.data, "pre [secret]\n"));
