@@ -1153,3 +1153,36 @@ TEST(noisy_build_output_is_all_logged)
 	bp_file_free(f);
 	ctx_free(&c);
 }
+
+TEST(free_during_a_deploy_kills_its_work)
+{
+	make_repo("v1");
+	struct ctx c;
+	ctx_init(&c, 5);
+	struct bp_file *f;
+	const struct bp *bp =
+	    blueprint(&f, WEB_BP "build_cmd: echo $$ > %s/buildpid; sleep 600; true\n",
+		      harness_tmpdir, harness_tmpdir);
+	char err[256];
+	struct pipeline_req r = {.id = "d1", .bp = bp};
+	CHECK_INT(pipeline_deploy(c.p, &r, err, sizeof(err)), 0);
+	long long end = loop_now_ms() + 15000;
+	struct buf pidb = BUF_INIT;
+	while (pidb.len == 0 || pidb.data[pidb.len - 1] != '\n') {
+		CHECK(loop_now_ms() < end);
+		loop_run_once(c.loop, 20);
+		buf_reset(&pidb);
+		if (exists("buildpid"))
+			CHECK(buf_read_file(&pidb, "buildpid", 64, err, sizeof(err)) == 0);
+	}
+	pid_t pgid = (pid_t)atoi(pidb.data);
+	buf_release(&pidb);
+	CHECK(group_alive(pgid));
+	pipeline_free(c.p);
+	c.p = NULL;
+	CHECK(group_gone(&c, pgid));
+	CHECK(!c.done);
+	loop_free(c.loop);
+	buf_release(&c.log);
+	bp_file_free(f);
+}
