@@ -58,6 +58,13 @@ struct tls_config *tls_config_new_server(const char *ca_pem, const char *cert_pe
  * our client certificate. */
 struct tls_config *tls_config_new_client(const char *ca_pem, const char *cert_pem,
 					 const char *key_pem, char *err, size_t errlen);
+/* Client side WITHOUT any verification of the server: encryption only,
+ * no authentication. Its one legitimate use is fetching the CA certificate
+ * (GET /v1/ca) to compare with a fingerprint pin obtained out of band;
+ * nothing received over it may be trusted before that comparison. */
+struct tls_config *tls_config_new_client_insecure(char *err, size_t errlen);
+/* Take another reference (for an object that keeps cfg); returns cfg. */
+struct tls_config *tls_config_ref(struct tls_config *cfg);
 /* Drop the caller's reference. Accepts NULL. */
 void tls_config_free(struct tls_config *cfg);
 

@@ -68,6 +68,12 @@ static void fmt_err(char *err, size_t errlen, const char *what, int rc)
 
 /* --- configuration -------------------------------------------------------- */
 
+struct tls_config *tls_config_ref(struct tls_config *cfg)
+{
+	cfg->refs++;
+	return cfg;
+}
+
 void tls_config_free(struct tls_config *cfg)
 {
 	if (!cfg || --cfg->refs > 0)
@@ -179,6 +185,12 @@ struct tls_config *tls_config_new_client(const char *ca_pem, const char *cert_pe
 	}
 	return config_new(MBEDTLS_SSL_IS_CLIENT, ca_pem, cert_pem, key_pem,
 			  MBEDTLS_SSL_VERIFY_REQUIRED, err, errlen);
+}
+
+struct tls_config *tls_config_new_client_insecure(char *err, size_t errlen)
+{
+	return config_new(MBEDTLS_SSL_IS_CLIENT, NULL, NULL, NULL, MBEDTLS_SSL_VERIFY_NONE, err,
+			  errlen);
 }
 
 /* --- connections ------------------------------------------------------------ */
