@@ -548,6 +548,8 @@ static void on_close(struct conn *c, void *arg, int code, const char *reason)
 		log_error(MOD, "base refused the certificate (revoked or expired): rejoin with "
 			       "'dployr agent join'",
 			  "reason", reason, NULL);
+	else if (a->state == ST_STOPPING)
+		log_info(MOD, "session closed", "code", cs, NULL);
 	else
 		log_warn(MOD, "disconnected", "code", cs, "reason", reason, NULL);
 	if (a->state == ST_STOPPING)
