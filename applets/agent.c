@@ -173,6 +173,11 @@ int agent_main(int argc, char **argv)
 	agent_start(a);
 	int rc = loop_run(loop);
 	agent_free(a);
+	/* A closed session lingers under the loop's timers (close_notify, then
+	 * draining input) for up to 2 s: let it finish and free itself. */
+	long long until = loop_now_ms() + 3000;
+	while (loop_timer_count(loop) > 0 && loop_now_ms() < until && loop_run_once(loop, 100) >= 0)
+		;
 	loop_free(loop);
 	log_close();
 	return rc < 0 ? 1 : 0;
