@@ -73,6 +73,7 @@ struct agent {
 	char *access_token; /* never logged */
 	uint64_t sent_seq;
 	int renew_pending;
+	long long renewed_ms; /* when the last renewal was asked for, or 0 */
 	int closing; /* stopping: our close handshake is under way */
 	int firing;
 	int queued_ev; /* an event raised while firing, or -1 */
@@ -331,8 +332,10 @@ static void renew_now(struct agent *a)
 	struct proto_msg m = { .type = PROTO_CERT_RENEW };
 	m.u.cert_renew.csr = csr;
 	log_info(MOD, "renewing the certificate", "not_after", a->id.cert_not_after, NULL);
-	if (send_msg(a, &m) == 0)
+	if (send_msg(a, &m) == 0) {
 		a->renew_pending = 1;
+		a->renewed_ms = loop_now_ms();
+	}
 	free(csr);
 }
 
@@ -344,7 +347,9 @@ static void renew_cb(struct loop *loop, long long id, void *arg, int mask)
 }
 
 /* Renew once less than a third of the lifetime is left: now, or by a timer
- * (checked again each time a session comes online). */
+ * (checked again each time a session comes online). Never more often than
+ * AGENT_RENEW_GAP_MS, so a base issuing very short (or backdated)
+ * certificates is not asked in a tight loop. */
 static void schedule_renew(struct agent *a)
 {
 	cancel_timer(a, &a->renew_timer);
@@ -353,6 +358,8 @@ static void schedule_renew(struct agent *a)
 	time_t life = a->cert_not_after - a->cert_not_before;
 	time_t at = a->cert_not_before + life - life / 3;
 	long long in = ((long long)at - (long long)time(NULL)) * 1000;
+	if (a->renewed_ms && loop_now_ms() - a->renewed_ms + (in > 0 ? in : 0) < AGENT_RENEW_GAP_MS)
+		in = a->renewed_ms + AGENT_RENEW_GAP_MS - loop_now_ms();
 	if (in <= 0) {
 		renew_now(a);
 		return;
