@@ -31,7 +31,9 @@ struct sess {
 	char session[24];
 	int registered; /* in the table: hello done, not closing */
 	uint8_t token_hash[CRYPT_SHA256_LEN];
-	long long t_ping, t_token, t_cert, t_lease;
+	long long t_ping, t_token, t_cert, t_lease, t_close;
+	int close_code, close_tries;
+	char close_reason[124];
 	struct sess *hnext;	    /* bucket chain */
 	struct sess *prev, *next; /* every session */
 };
@@ -40,7 +42,16 @@ struct sub {
 	struct base *b;
 	struct conn *c;
 	char task[QUEUE_ID_MAX];
+	long long t_close;
+	int close_tries;
 	struct sub *prev, *next;
+};
+
+/* An API connection in HTTP mode (tracked so base_free can end it). */
+struct apiconn {
+	struct base *b;
+	struct conn *c;
+	struct apiconn *prev, *next;
 };
 
 struct base {
@@ -56,6 +67,7 @@ struct base {
 	struct sess *sessions; /* every session, pre-hello too */
 	size_t nregistered;
 	struct sub *subs;
+	struct apiconn *apiconns;
 };
 
 static int64_t wall_ms(void)
@@ -97,7 +109,7 @@ static void unregister(struct sess *s)
 
 static void stop_timers(struct sess *s)
 {
-	long long *ts[] = {&s->t_ping, &s->t_token, &s->t_cert, &s->t_lease};
+	long long *ts[] = {&s->t_ping, &s->t_token, &s->t_cert, &s->t_lease, &s->t_close};
 	for (size_t i = 0; i < sizeof ts / sizeof *ts; i++) {
 		if (*ts[i])
 			loop_timer_cancel(s->b->loop, *ts[i]);
@@ -119,18 +131,39 @@ static void sess_destroy(struct sess *s)
 	free(s);
 }
 
-/* Close the session with a WebSocket code; it leaves the table at once,
- * the close handler frees it once the close handshake is over. */
+/* wslay sends control frames ahead of queued messages, so a close right
+ * after a message would overtake it: the close waits (polling every
+ * CLOSE_POLL_MS, at most CLOSE_POLLS times) until the queue is empty. */
+#define CLOSE_POLL_MS 10
+#define CLOSE_POLLS 200
+
+static void sess_close_cb(struct loop *loop, long long id, void *arg, int mask)
+{
+	struct sess *s = arg;
+	(void)id;
+	(void)mask;
+	s->t_close = 0;
+	if (conn_ws_queued(s->c) > 0 && s->close_tries++ < CLOSE_POLLS) {
+		s->t_close = loop_timer_add(loop, CLOSE_POLL_MS, sess_close_cb, s);
+		return;
+	}
+	if (conn_ws_close(s->c, s->close_code, s->close_reason) < 0) {
+		struct conn *c = s->c;
+		sess_destroy(s);
+		conn_free(c);
+	}
+}
+
+/* Close the session with a WebSocket code once what was sent is out; it
+ * leaves the table at once, the close handler frees it. */
 static void sess_close(struct sess *s, int code, const char *reason)
 {
 	log_info("session", "closing", "instance", s->id, "reason", reason, NULL);
 	unregister(s);
 	stop_timers(s);
-	if (conn_ws_close(s->c, code, reason) < 0) {
-		struct conn *c = s->c;
-		sess_destroy(s);
-		conn_free(c);
-	}
+	s->close_code = code;
+	snprintf(s->close_reason, sizeof s->close_reason, "%s", reason);
+	s->t_close = loop_timer_add(s->b->loop, 0, sess_close_cb, s);
 }
 
 static void send_msg(struct sess *s, struct buf *m)
@@ -147,6 +180,8 @@ static void send_error(struct sess *s, const char *ref, const char *code, const 
 	struct proto_error e = {(char *)code, (char *)msg, (char *)ref};
 	if (proto_encode_error(&m, NULL, &e, err, sizeof err) == 0)
 		send_msg(s, &m);
+	else
+		log_error("session", "error reply does not encode", "error", err, NULL);
 	buf_release(&m);
 }
 
@@ -154,6 +189,8 @@ static void send_error(struct sess *s, const char *ref, const char *code, const 
 
 static void sub_remove(struct sub *u)
 {
+	if (u->t_close)
+		loop_timer_cancel(u->b->loop, u->t_close);
 	if (u->prev)
 		u->prev->next = u->next;
 	else
@@ -173,6 +210,24 @@ static void sub_send(struct sub *u, const char *stream, const void *data, size_t
 	buf_release(&m);
 }
 
+static void sub_close_cb(struct loop *loop, long long id, void *arg, int mask)
+{
+	struct sub *u = arg;
+	(void)id;
+	(void)mask;
+	u->t_close = 0;
+	if (conn_ws_queued(u->c) > 0 && u->close_tries++ < CLOSE_POLLS) {
+		u->t_close = loop_timer_add(loop, CLOSE_POLL_MS, sub_close_cb, u);
+		return;
+	}
+	/* the close handler removes u once the client answers */
+	if (conn_ws_close(u->c, WS_NORMAL, "task ended") < 0) {
+		struct conn *c = u->c;
+		sub_remove(u);
+		conn_free(c);
+	}
+}
+
 static void sub_exit(struct sub *u, const struct queue_task *k)
 {
 	struct buf m = BUF_INIT;
@@ -181,10 +236,9 @@ static void sub_exit(struct sub *u, const struct queue_task *k)
 		   (long long)k->signal);
 	conn_ws_send(u->c, WS_TEXT, m.data, m.len);
 	buf_release(&m);
-	/* conn_close flushes the close frame, then frees the conn. */
-	conn_ws_close(u->c, WS_NORMAL, "task ended");
-	conn_close(u->c);
-	sub_remove(u);
+	/* no more output for it; the close follows the exit message */
+	u->task[0] = 0;
+	u->t_close = loop_timer_add(u->b->loop, 0, sub_close_cb, u);
 }
 
 static void relay_output(struct base *b, const char *task, const char *stream, const void *data,
@@ -291,9 +345,21 @@ static void sub_start(struct base *b, struct conn *c, const char *task)
 
 /* --- API port ------------------------------------------------------------------ */
 
+static void apiconn_remove(struct apiconn *ac)
+{
+	if (ac->prev)
+		ac->prev->next = ac->next;
+	else
+		ac->b->apiconns = ac->next;
+	if (ac->next)
+		ac->next->prev = ac->prev;
+	free(ac);
+}
+
 static void api_request_cb(struct conn *c, void *arg, struct http_parser *msg)
 {
-	struct base *b = arg;
+	struct apiconn *ac = arg;
+	struct base *b = ac->b;
 	struct api_response r;
 	struct api_request req = {0};
 	req.method = http_method(msg);
@@ -305,19 +371,46 @@ static void api_request_cb(struct conn *c, void *arg, struct http_parser *msg)
 	if (r.status == 101) {
 		char task[QUEUE_ID_MAX];
 		memcpy(task, r.stream_task, sizeof task);
-		if (conn_upgrade(c) == 0)
+		if (conn_upgrade(c) == 0) {
+			apiconn_remove(ac);
 			sub_start(b, c, task);
+		}
 	} else {
 		conn_reply(c, r.status, NULL, r.content_type, r.body.data, r.body.len);
 	}
 	if (r.status >= 500)
-		log_warn("api", "request failed", "method", req.method, "path", req.path, "status",
-			 r.status == 500 ? "500" : "5xx", NULL);
+		log_warn("api", "request failed", "method", req.method, "path", req.path, NULL);
 	api_response_release(&r);
+}
+
+static void api_close_cb(struct conn *c, void *arg, int code, const char *reason)
+{
+	(void)c;
+	(void)code;
+	(void)reason;
+	apiconn_remove(arg);
 }
 
 static const struct conn_handlers api_handlers = {
 	.request = api_request_cb,
+	.close = api_close_cb,
+};
+
+static void api_ready_cb(struct conn *c, void *arg)
+{
+	struct base *b = arg;
+	struct apiconn *ac = xcalloc(1, sizeof *ac);
+	ac->b = b;
+	ac->c = c;
+	ac->next = b->apiconns;
+	if (b->apiconns)
+		b->apiconns->prev = ac;
+	b->apiconns = ac;
+	conn_set_handlers(c, &api_handlers, ac);
+}
+
+static const struct conn_handlers api_listen_handlers = {
+	.ready = api_ready_cb,
 };
 
 /* --- API hooks ------------------------------------------------------------------- */
@@ -874,7 +967,8 @@ struct base *base_new(struct loop *loop, struct basedir *dir, const struct base_
 		goto fail;
 	}
 	struct listener_opts lo = {0};
-	b->api_l = listener_new(loop, &api_addr, b->api_tls, &lo, &api_handlers, b, err, errlen);
+	b->api_l = listener_new(loop, &api_addr, b->api_tls, &lo, &api_listen_handlers, b, err,
+				errlen);
 	if (!b->api_l)
 		goto fail;
 	lo.idle_ms = 3 * b->heartbeat_ms;
@@ -923,6 +1017,11 @@ void base_free(struct base *b)
 	while (b->sessions) {
 		struct conn *c = b->sessions->c;
 		sess_destroy(b->sessions);
+		conn_free(c);
+	}
+	while (b->apiconns) {
+		struct conn *c = b->apiconns->c;
+		apiconn_remove(b->apiconns);
 		conn_free(c);
 	}
 	while (b->subs) {
