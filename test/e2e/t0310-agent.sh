@@ -132,6 +132,20 @@ test_expect_success 'exec runs argv without a shell and reports the exit status'
 	test "$(field signal <t.json)" = 9
 '
 
+if "$DPLOYR" exec -h >/dev/null 2>&1; then
+	test_expect_success 'dployr exec streams output in order and exits with the status' '
+		dployr login --base https://127.0.0.1:$API --ca-fingerprint "$(cat fp)" \
+			--token - <owner >/dev/null &&
+		test_expect_code 5 dployr exec web-1 -- /bin/sh -c "echo out; echo err >&2; exit 5" \
+			>out 2>err &&
+		test "$(cat out)" = out && grep -q "^err$" err &&
+		dployr exec web-2 -- seq 1 30000 >seq.out &&
+		seq 1 30000 >seq.want && test_cmp seq.want seq.out
+	'
+else
+	test_skip 'dployr exec streams output' 'no exec verb in this build'
+fi
+
 test_expect_success 'a task queued for an offline agent runs once after it starts' '
 	stop a2 && wait_for 20 offline web-2 &&
 	id=$(exec_on web-2 "[\"/bin/sh\",\"-c\",\"echo q >>$TRASH/queued\"]" true) &&
@@ -173,8 +187,10 @@ test_expect_success 'SIGTERM stops the agent cleanly; the log has no secrets' '
 	! grep -q "dpyj_\|PRIVATE KEY" a1.log a2.log a1.out a2.out
 '
 
-test_expect_success 'no sanitizer reports' '
+test_expect_success 'base stops cleanly; no sanitizer reports' '
+	stop base &&
 	test_scan_sanitizer_logs
 '
 
+kill_saved
 test_done
