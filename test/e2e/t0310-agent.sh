@@ -181,8 +181,13 @@ test_expect_success 'kill -9 of an agent mid-task, restart: not run twice, repor
 	grep -q "task lost by an agent restart" a1.log
 '
 
-test_expect_success 'SIGTERM stops the agent cleanly; the log has no secrets' '
+test_expect_success 'SIGTERM stops the agent cleanly, cancelling and reporting its task' '
+	id=$(exec_on web-2 "[\"/bin/sh\",\"-c\",\"echo \$\$ >$TRASH/long; exec sleep 60\"]") &&
+	wait_for 20 test -s long &&
 	stop a1 && stop a2 &&
+	! kill -0 $(cat long) 2>/dev/null &&
+	wait_for 20 task_finished $id &&
+	test "$(api GET /v1/tasks/$id | field signal)" = 15 &&
 	grep -q "\"msg\":\"stopped\"" a1.log && grep -q "\"msg\":\"stopped\"" a2.log &&
 	! grep -q "dpyj_\|PRIVATE KEY" a1.log a2.log a1.out a2.out
 '
