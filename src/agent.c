@@ -75,6 +75,7 @@ struct agent {
 	int renew_pending;
 	long long renewed_ms; /* when the last renewal was asked for, or 0 */
 	int closing; /* stopping: our close handshake is under way */
+	int hold_pump; /* a task is being submitted: its ack goes before its events */
 	int firing;
 	int queued_ev; /* an event raised while firing, or -1 */
 };
@@ -249,7 +250,8 @@ static void send_error(struct agent *a, const char *code, const char *msg, const
  * the drain handler resumes. */
 static void pump(struct agent *a)
 {
-	if (!a->conn || a->closing || (a->state != ST_ONLINE && a->state != ST_STOPPING))
+	if (!a->conn || a->closing || a->hold_pump ||
+	    (a->state != ST_ONLINE && a->state != ST_STOPPING))
 		return;
 	struct buf kind = BUF_INIT, body = BUF_INIT;
 	char err[256];
@@ -419,8 +421,10 @@ static void on_task(struct agent *a, struct proto_msg *m)
 	struct proto_task *t = &m->u.task;
 	struct buf result = BUF_INIT;
 	char err[256];
+	a->hold_pump = 1;
 	enum taskrun_status st =
 		taskrun_submit(a->tr, t->task_id, t->kind, t->payload, &result, err, sizeof(err));
+	a->hold_pump = 0;
 	if (st == TASKRUN_ERROR) {
 		/* Nothing recorded: no ack, so base re-delivers after the lease. */
 		log_error(MOD, "task not recorded", "task", t->task_id, "error", err, NULL);
