@@ -70,10 +70,10 @@ static int opt_value(int argc, char **argv, int *i, const char *name, const char
 
 static int join_main(int argc, char **argv)
 {
-	struct join_opts o = { .data_dir = DEFAULT_DATA };
-	static const char *const names[] = { "--base", "--token", "--ca-fingerprint", "--data",
-					     "--name" };
-	const char **slots[] = { &o.base, &o.token, &o.ca_fingerprint, &o.data_dir, &o.name };
+	struct join_opts o = {.data_dir = DEFAULT_DATA};
+	static const char *const names[] = {"--base", "--token", "--ca-fingerprint", "--data",
+					    "--name"};
+	const char **slots[] = {&o.base, &o.token, &o.ca_fingerprint, &o.data_dir, &o.name};
 	for (int i = 1; i < argc; i++) {
 		if (strcmp(argv[i], "-h") == 0 || strcmp(argv[i], "--help") == 0) {
 			fputs(synopsis, stdout);

@@ -22,8 +22,8 @@ struct join_opts {
 	const char *token;	    /* "dpyj_..." */
 	const char *ca_fingerprint; /* "sha256:<hex>" */
 	const char *data_dir;
-	const char *name;	    /* NULL: base chooses */
-	int timeout_ms;		    /* per request; 0: 15 s */
+	const char *name; /* NULL: base chooses */
+	int timeout_ms;	  /* per request; 0: 15 s */
 };
 
 /* The identity given by base. */

@@ -34,8 +34,7 @@ void spool_free(struct spool *sp);
  * poisoned. The event exists once t commits. */
 uint64_t spool_add_txn(struct spool *sp, struct store_txn *t, const char *kind, const char *body);
 /* The same in a transaction of its own: the seq, or 0 with err. */
-uint64_t spool_add(struct spool *sp, const char *kind, const char *body, char *err,
-		   size_t errlen);
+uint64_t spool_add(struct spool *sp, const char *kind, const char *body, char *err, size_t errlen);
 
 /* Base has stored every event with seq <= up_to: delete them. An up_to
  * beyond the last seq handed out is clamped to it. Returns the number of
@@ -45,8 +44,8 @@ long spool_ack(struct spool *sp, uint64_t up_to, char *err, size_t errlen);
 /* The first spooled event with seq > after: 1 with *seq, kind and body
  * (appended to the caller's bufs), 0 when there is none, -1 on a store
  * error or a corrupt record (reason in err). */
-int spool_next(struct spool *sp, uint64_t after, uint64_t *seq, struct buf *kind,
-	       struct buf *body, char *err, size_t errlen);
+int spool_next(struct spool *sp, uint64_t after, uint64_t *seq, struct buf *kind, struct buf *body,
+	       char *err, size_t errlen);
 
 /* The last seq handed out (0 before the first event). */
 uint64_t spool_last_seq(struct spool *sp);

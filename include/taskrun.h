@@ -51,9 +51,9 @@ struct taskrun;
 
 /* Zero fields take the defaults. */
 struct taskrun_opts {
-	long long grace_ms;	 /* SIGTERM -> SIGKILL: 5000 */
-	size_t max_output;	 /* output bytes spooled per task: 1 MiB */
-	int default_timeout_s;	 /* 600 */
+	long long grace_ms;    /* SIGTERM -> SIGKILL: 5000 */
+	size_t max_output;     /* output bytes spooled per task: 1 MiB */
+	int default_timeout_s; /* 600 */
 };
 
 /* notify(loop, 0, arg, 0) runs whenever events were spooled or a task

@@ -30,26 +30,27 @@
 #define PUMP_QUEUE_MAX (256 * 1024)
 #define MAX_FILE       (64 * 1024)
 
-static const char *const store_dbs[] = { "tasks", "spool", "meta", NULL };
+static const char *const store_dbs[] = {"tasks", "spool", "meta", NULL};
 
 enum state { ST_WAIT, ST_CONNECTING, ST_HELLO, ST_ONLINE, ST_STOPPING, ST_STOPPED, ST_COUNT };
 enum event { EV_TIMER, EV_UPGRADED, EV_WELCOME, EV_CLOSED, EV_STOP, EV_DONE, EV_COUNT };
 
-static const char *const state_names[] = { "wait", "connecting", "hello",
-					   "online", "stopping", "stopped" };
-static const char *const event_names[] = { "timer", "upgraded", "welcome",
-					   "closed", "stop", "done" };
+static const char *const state_names[] = {"wait",   "connecting", "hello",
+					  "online", "stopping",	  "stopped"};
+static const char *const event_names[] = {"timer", "upgraded", "welcome", "closed", "stop", "done"};
 
 #define NO -1 /* event ignored in this state */
+/* clang-format off */
 static const int transitions[ST_COUNT][EV_COUNT] = {
-	/*               timer          upgraded  welcome    closed   stop         done */
-	[ST_WAIT] = { ST_CONNECTING, NO, NO, NO, ST_STOPPING, NO },
-	[ST_CONNECTING] = { NO, ST_HELLO, NO, ST_WAIT, ST_STOPPING, NO },
-	[ST_HELLO] = { NO, NO, ST_ONLINE, ST_WAIT, ST_STOPPING, NO },
-	[ST_ONLINE] = { NO, NO, NO, ST_WAIT, ST_STOPPING, NO },
-	[ST_STOPPING] = { NO, NO, NO, NO, NO, ST_STOPPED },
-	[ST_STOPPED] = { NO, NO, NO, NO, NO, NO },
+	/*                 timer          upgraded  welcome    closed   stop         done */
+	[ST_WAIT]       = { ST_CONNECTING, NO,       NO,        NO,      ST_STOPPING, NO },
+	[ST_CONNECTING] = { NO,            ST_HELLO, NO,        ST_WAIT, ST_STOPPING, NO },
+	[ST_HELLO]      = { NO,            NO,       ST_ONLINE, ST_WAIT, ST_STOPPING, NO },
+	[ST_ONLINE]     = { NO,            NO,       NO,        ST_WAIT, ST_STOPPING, NO },
+	[ST_STOPPING]   = { NO,            NO,       NO,        NO,      NO,          ST_STOPPED },
+	[ST_STOPPED]    = { NO,            NO,       NO,        NO,      NO,          NO },
 };
+/* clang-format on */
 
 struct agent {
 	struct loop *loop;
@@ -74,8 +75,8 @@ struct agent {
 	uint64_t sent_seq;
 	int renew_pending;
 	long long renewed_ms; /* when the last renewal was asked for, or 0 */
-	int closing; /* stopping: our close handshake is under way */
-	int hold_pump; /* a task is being submitted: its ack goes before its events */
+	int closing;	      /* stopping: our close handshake is under way */
+	int hold_pump;	      /* a task is being submitted: its ack goes before its events */
 	int firing;
 	int queued_ev; /* an event raised while firing, or -1 */
 };
@@ -143,8 +144,8 @@ static int load(const char *dir, struct agent_identity *id, char **ca_out, char 
 			copy_str(id->name, sizeof(id->name), r, "name", &why);
 			copy_str(id->base_api, sizeof(id->base_api), r, "base_api", &why);
 			copy_str(id->agent_addr, sizeof(id->agent_addr), r, "agent_addr", &why);
-			copy_str(id->ca_fingerprint, sizeof(id->ca_fingerprint), r, "ca_fingerprint",
-				 &why);
+			copy_str(id->ca_fingerprint, sizeof(id->ca_fingerprint), r,
+				 "ca_fingerprint", &why);
 			proto_json_free(doc);
 		}
 	}
@@ -228,8 +229,8 @@ static int send_msg(struct agent *a, const struct proto_msg *m)
 	char err[256];
 	int rc = proto_encode(&b, m, err, sizeof(err));
 	if (rc < 0)
-		log_error(MOD, "message not encoded", "type", proto_type_name(m->type), "error", err,
-			  NULL);
+		log_error(MOD, "message not encoded", "type", proto_type_name(m->type), "error",
+			  err, NULL);
 	else if ((rc = conn_ws_send_text(a->conn, b.data)) < 0)
 		log_warn(MOD, "message not sent", "type", proto_type_name(m->type), "error",
 			 conn_error(a->conn), NULL);
@@ -239,7 +240,7 @@ static int send_msg(struct agent *a, const struct proto_msg *m)
 
 static void send_error(struct agent *a, const char *code, const char *msg, const char *ref)
 {
-	struct proto_msg m = { .type = PROTO_ERROR };
+	struct proto_msg m = {.type = PROTO_ERROR};
 	m.u.error.code = (char *)code;
 	m.u.error.message = (char *)msg;
 	m.u.error.ref = (char *)ref;
@@ -264,7 +265,7 @@ static void pump(struct agent *a)
 			log_error(MOD, "spool unreadable", "error", err, NULL);
 		if (rc != 1)
 			break;
-		struct proto_msg m = { .type = PROTO_EVENT };
+		struct proto_msg m = {.type = PROTO_EVENT};
 		m.u.event.seq = (int64_t)seq;
 		m.u.event.kind = kind.data;
 		m.u.event.body = body.data;
@@ -301,7 +302,7 @@ static void token_cb(struct loop *loop, long long id, void *arg, int mask)
 	a->token_timer = 0;
 	if (a->state != ST_ONLINE)
 		return;
-	struct proto_msg m = { .type = PROTO_TOKEN_REFRESH };
+	struct proto_msg m = {.type = PROTO_TOKEN_REFRESH};
 	m.u.token_refresh.session = a->session;
 	log_debug(MOD, "refreshing the access token", NULL);
 	send_msg(a, &m);
@@ -331,7 +332,7 @@ static void renew_now(struct agent *a)
 		log_error(MOD, "certificate renewal: no csr", "error", err, NULL);
 		return;
 	}
-	struct proto_msg m = { .type = PROTO_CERT_RENEW };
+	struct proto_msg m = {.type = PROTO_CERT_RENEW};
 	m.u.cert_renew.csr = csr;
 	log_info(MOD, "renewing the certificate", "not_after", a->id.cert_not_after, NULL);
 	if (send_msg(a, &m) == 0) {
@@ -423,7 +424,7 @@ static void on_task(struct agent *a, struct proto_msg *m)
 	char err[256];
 	a->hold_pump = 1;
 	enum taskrun_status st =
-		taskrun_submit(a->tr, t->task_id, t->kind, t->payload, &result, err, sizeof(err));
+	    taskrun_submit(a->tr, t->task_id, t->kind, t->payload, &result, err, sizeof(err));
 	a->hold_pump = 0;
 	if (st == TASKRUN_ERROR) {
 		/* Nothing recorded: no ack, so base re-delivers after the lease. */
@@ -432,10 +433,10 @@ static void on_task(struct agent *a, struct proto_msg *m)
 		buf_release(&result);
 		return;
 	}
-	struct proto_msg ack = { .type = PROTO_TASK_ACK };
+	struct proto_msg ack = {.type = PROTO_TASK_ACK};
 	ack.id = m->id;
 	ack.u.task_ack.task_id = t->task_id;
-	ack.u.task_ack.status = st == TASKRUN_ACCEPTED	? "accepted"
+	ack.u.task_ack.status = st == TASKRUN_ACCEPTED	  ? "accepted"
 				: st == TASKRUN_DUPLICATE ? "duplicate"
 							  : "failed";
 	ack.u.task_ack.result = result.len ? result.data : NULL;
@@ -444,8 +445,7 @@ static void on_task(struct agent *a, struct proto_msg *m)
 	pump(a);
 }
 
-static void on_message(struct conn *c, void *arg, enum ws_type type, const void *data,
-		       size_t len)
+static void on_message(struct conn *c, void *arg, enum ws_type type, const void *data, size_t len)
 {
 	struct agent *a = arg;
 	struct proto_msg m;
@@ -478,8 +478,8 @@ static void on_message(struct conn *c, void *arg, enum ws_type type, const void 
 		free(a->access_token);
 		a->access_token = xstrdup(w->access_token);
 		a->heartbeat_ms = w->heartbeat_ms >= 100 && w->heartbeat_ms <= 600000
-					  ? (int)w->heartbeat_ms
-					  : AGENT_HEARTBEAT_MS;
+				      ? (int)w->heartbeat_ms
+				      : AGENT_HEARTBEAT_MS;
 		schedule_token(a, w->token_expires_at);
 		fire(a, EV_WELCOME);
 		break;
@@ -517,7 +517,7 @@ static void on_message(struct conn *c, void *arg, enum ws_type type, const void 
 		on_cert(a, &m.u.cert);
 		break;
 	case PROTO_PING: {
-		struct proto_msg p = { .type = PROTO_PONG };
+		struct proto_msg p = {.type = PROTO_PONG};
 		p.id = m.id;
 		p.u.pong.ts = m.u.ping.ts;
 		p.u.pong.has_ts = m.u.ping.has_ts;
@@ -556,8 +556,9 @@ static void on_close(struct conn *c, void *arg, int code, const char *reason)
 	char cs[16];
 	snprintf(cs, sizeof(cs), "%d", code);
 	if (code == 4003)
-		log_error(MOD, "base refused the certificate (revoked or expired): rejoin with "
-			       "'dployr agent join'",
+		log_error(MOD,
+			  "base refused the certificate (revoked or expired): rejoin with "
+			  "'dployr agent join'",
 			  "reason", reason, NULL);
 	else if (a->state == ST_STOPPING)
 		log_info(MOD, "session closed", "code", cs, NULL);
@@ -570,10 +571,10 @@ static void on_close(struct conn *c, void *arg, int code, const char *reason)
 }
 
 static const struct conn_handlers handlers = {
-	.upgraded = on_upgraded,
-	.message = on_message,
-	.drain = on_drain,
-	.close = on_close,
+    .upgraded = on_upgraded,
+    .message = on_message,
+    .drain = on_drain,
+    .close = on_close,
 };
 
 /* "host:port" / "[v6]:port" -> host (for the certificate name check). */
@@ -700,9 +701,9 @@ static void enter(struct agent *a, enum state from)
 	case ST_HELLO: {
 		/* The welcome must come within the dead-peer time. */
 		conn_set_idle_timeout(a->conn, 3 * AGENT_HEARTBEAT_MS);
-		int64_t versions[] = { PROTO_VERSION };
-		char *caps[] = { AGENT_CAPABILITIES };
-		struct proto_msg m = { .type = PROTO_HELLO };
+		int64_t versions[] = {PROTO_VERSION};
+		char *caps[] = {AGENT_CAPABILITIES};
+		struct proto_msg m = {.type = PROTO_HELLO};
 		m.u.hello.agent_version = DPLOYR_VERSION;
 		m.u.hello.proto_versions = versions;
 		m.u.hello.proto_versions_len = 1;
@@ -841,7 +842,8 @@ void agent_start(struct agent *a)
 	log_info(MOD, "starting", "instance", a->id.instance_id, "name", a->id.name, "version",
 		 DPLOYR_VERSION, "lost_tasks", n, "cert_not_after", a->id.cert_not_after, NULL);
 	if (a->cert_not_after && a->cert_not_after < time(NULL))
-		log_error(MOD, "the certificate has expired: rejoin with 'dployr agent join'", NULL);
+		log_error(MOD, "the certificate has expired: rejoin with 'dployr agent join'",
+			  NULL);
 	a->state = ST_WAIT;
 	fire(a, EV_TIMER);
 }

@@ -143,7 +143,7 @@ int join_run(const struct join_opts *o, struct join_result *res, char *err, size
 		buf_json_cstr(&req, o->name);
 	}
 	buf_putc(&req, '}');
-	static const char *const headers[] = { "Content-Type", "application/json", NULL };
+	static const char *const headers[] = {"Content-Type", "application/json", NULL};
 	int r = conn_request_sync(&addr, tls, host, "POST", "/v1/join", headers, req.data, req.len,
 				  &status, &body, timeout, m, sizeof(m));
 	crypt_wipe(req.data, req.len);
@@ -157,7 +157,8 @@ int join_run(const struct join_opts *o, struct join_result *res, char *err, size
 		goto out;
 	}
 	if (status != 200 && status != 201) {
-		snprintf(err, errlen, "join: base answered %d: %s", status, reply_error(&body, m, sizeof(m)));
+		snprintf(err, errlen, "join: base answered %d: %s", status,
+			 reply_error(&body, m, sizeof(m)));
 		goto out;
 	}
 	doc = proto_json_parse(body.data, body.len, m, sizeof(m));

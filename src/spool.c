@@ -72,10 +72,9 @@ static int add_fn(struct store_txn *t, void *arg)
 	return a->seq ? 0 : -1;
 }
 
-uint64_t spool_add(struct spool *sp, const char *kind, const char *body, char *err,
-		   size_t errlen)
+uint64_t spool_add(struct spool *sp, const char *kind, const char *body, char *err, size_t errlen)
 {
-	struct add_arg a = { sp, kind, body, 0 };
+	struct add_arg a = {sp, kind, body, 0};
 	if (store_update(sp->s, add_fn, &a, err, errlen) < 0)
 		return 0;
 	return a.seq;
@@ -119,14 +118,14 @@ static int ack_fn(struct store_txn *t, void *arg)
 
 long spool_ack(struct spool *sp, uint64_t up_to, char *err, size_t errlen)
 {
-	struct ack_arg a = { sp, up_to, 0 };
+	struct ack_arg a = {sp, up_to, 0};
 	if (store_update(sp->s, ack_fn, &a, err, errlen) < 0)
 		return -1;
 	return a.dropped;
 }
 
-int spool_next(struct spool *sp, uint64_t after, uint64_t *seq, struct buf *kind,
-	       struct buf *body, char *err, size_t errlen)
+int spool_next(struct spool *sp, uint64_t after, uint64_t *seq, struct buf *kind, struct buf *body,
+	       char *err, size_t errlen)
 {
 	if (after == UINT64_MAX)
 		return 0;

@@ -19,8 +19,8 @@
 #include "spawn.h"
 #include "xalloc.h"
 
-#define DEFAULT_PATH "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
-#define FLUSH_MS 100
+#define DEFAULT_PATH  "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+#define FLUSH_MS      100
 #define MAX_TIMEOUT_S 86400
 
 struct task;
@@ -105,8 +105,8 @@ static int put_fn(struct store_txn *t, void *arg)
 	size_t klen = strlen(a->id);
 	a->exists = 0;
 	if (a->noover) {
-		int rc = store_put_noover(t, a->tr->db_tasks, a->id, klen, a->record,
-					  strlen(a->record));
+		int rc =
+		    store_put_noover(t, a->tr->db_tasks, a->id, klen, a->record, strlen(a->record));
 		if (rc == STORE_EXISTS) {
 			a->exists = 1;
 			return 0;
@@ -122,7 +122,7 @@ static int put_fn(struct store_txn *t, void *arg)
 static int put_record(struct taskrun *tr, const char *id, const char *record, const char *event,
 		      int noover, int *exists, char *err, size_t errlen)
 {
-	struct put_arg a = { tr, id, record, event, noover, 0 };
+	struct put_arg a = {tr, id, record, event, noover, 0};
 	int rc = store_update(tr->s, put_fn, &a, err, errlen);
 	if (exists)
 		*exists = a.exists;
@@ -528,7 +528,9 @@ static int parse_exec(struct taskrun *tr, const char *payload, struct exec_spec 
 		for (const struct proto_jv *e = proto_jv_first(env); e; e = proto_jv_next(e)) {
 			const char *k = proto_jv_key(e), *v = proto_jv_str(e);
 			if (!v || !env_name_ok(k, strlen(k))) {
-				buf_puts(&why, "; 'env' must map names ([A-Za-z_][A-Za-z0-9_]*) to strings");
+				buf_puts(
+				    &why,
+				    "; 'env' must map names ([A-Za-z_][A-Za-z0-9_]*) to strings");
 				break;
 			}
 			env_add(x, k, strlen(k), v);
@@ -621,13 +623,13 @@ enum taskrun_status taskrun_submit(struct taskrun *tr, const char *task_id, cons
 		return fail_task(tr, task_id, why, result, err, errlen);
 
 	struct spawn_opts o = {
-		.argv = (const char *const *)x.argv,
-		.envp = (const char *const *)x.envp,
-		.cwd = x.cwd,
-		.pgroup = SPAWN_PGROUP,
-		.in = SPAWN_NULL,
-		.out = SPAWN_PIPE,
-		.err = SPAWN_PIPE,
+	    .argv = (const char *const *)x.argv,
+	    .envp = (const char *const *)x.envp,
+	    .cwd = x.cwd,
+	    .pgroup = SPAWN_PGROUP,
+	    .in = SPAWN_NULL,
+	    .out = SPAWN_PIPE,
+	    .err = SPAWN_PIPE,
 	};
 	struct spawn_proc p;
 	int rc = spawn_start(&o, &p, why, sizeof(why));
@@ -640,8 +642,8 @@ enum taskrun_status taskrun_submit(struct taskrun *tr, const char *task_id, cons
 	t->tr = tr;
 	t->id = xstrdup(task_id);
 	t->pid = p.pid;
-	t->out = (struct stream){ t, "stdout", p.out_fd, BUF_INIT };
-	t->err = (struct stream){ t, "stderr", p.err_fd, BUF_INIT };
+	t->out = (struct stream){t, "stdout", p.out_fd, BUF_INIT};
+	t->err = (struct stream){t, "stderr", p.err_fd, BUF_INIT};
 	t->next = tr->tasks;
 	tr->tasks = t;
 	tr->running++;

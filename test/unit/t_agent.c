@@ -35,11 +35,11 @@ static pid_t start_base(int *api_port)
 		close(p[0]);
 		struct basedir *d = basedir_open("b", err, sizeof(err));
 		struct loop *l = d ? loop_new(0, err, sizeof(err)) : NULL;
-		struct base_opts o = { .listen = "127.0.0.1:0",
-				       .agent_listen = "127.0.0.1:0",
-				       .heartbeat_ms = 200,
-				       .token_ttl_s = 4,
-				       .cert_ttl_s = 120 };
+		struct base_opts o = {.listen = "127.0.0.1:0",
+				      .agent_listen = "127.0.0.1:0",
+				      .heartbeat_ms = 200,
+				      .token_ttl_s = 4,
+				      .cert_ttl_s = 120};
 		struct base *b = l ? base_new(l, d, &o, err, sizeof(err)) : NULL;
 		if (!b) {
 			fprintf(stderr, "base: %s\n", err);
@@ -116,7 +116,7 @@ TEST(agent_session_refreshes_renews_and_survives_a_dead_base)
 	struct tls_config *tls = tls_config_new_client(ca.data, NULL, NULL, err, sizeof(err));
 	CHECK(tls);
 	buf_printf(&auth, "Bearer %s", owner);
-	const char *headers[] = { "Authorization", auth.data, NULL };
+	const char *headers[] = {"Authorization", auth.data, NULL};
 	int status = 0;
 	const char *req = "{\"name\":\"web-1\"}";
 	if (conn_request_sync(&addr, tls, "localhost", "POST", "/v1/instances", headers, req,
@@ -125,10 +125,10 @@ TEST(agent_session_refreshes_renews_and_survives_a_dead_base)
 	CHECK(status == 200 || status == 201);
 	struct proto_json *doc = proto_json_parse(body.data, body.len, err, sizeof(err));
 	CHECK(doc);
-	struct join_opts jo = { .base = addr_text,
-				.token = proto_jv_get_str(proto_json_root(doc), "join_token"),
-				.ca_fingerprint = fp,
-				.data_dir = "a" };
+	struct join_opts jo = {.base = addr_text,
+			       .token = proto_jv_get_str(proto_json_root(doc), "join_token"),
+			       .ca_fingerprint = fp,
+			       .data_dir = "a"};
 	struct join_result jr;
 	if (join_run(&jo, &jr, err, sizeof(err)) < 0)
 		harness_fail(__FILE__, __LINE__, "join: %s", err);

@@ -8,7 +8,7 @@ TEST(backoff_grows_within_jitter_bounds_to_the_cap)
 {
 	struct backoff b;
 	backoff_init(&b, 500, 30000);
-	long long want_c[] = { 500, 1000, 2000, 4000, 8000, 16000, 30000, 30000, 30000 };
+	long long want_c[] = {500, 1000, 2000, 4000, 8000, 16000, 30000, 30000, 30000};
 	for (unsigned i = 0; i < sizeof(want_c) / sizeof(want_c[0]); i++) {
 		CHECK_INT(backoff_ceiling(&b), want_c[i]);
 		struct backoff lo = b, hi = b;

@@ -7,7 +7,7 @@
 #include "harness.h"
 #include "store.h"
 
-static const char *const dbs[] = { "tasks", "spool", "meta", NULL };
+static const char *const dbs[] = {"tasks", "spool", "meta", NULL};
 
 static struct store *open_store(void)
 {
@@ -59,8 +59,8 @@ TEST(spool_ack_drops_only_up_to_and_resends_in_order)
 	char body[64];
 	for (int i = 1; i <= 300; i++) {
 		snprintf(body, sizeof(body), "{\"i\":%d}", i);
-		CHECK_INT(spool_add(sp, i % 2 ? "exec_output" : "exec_exit", body, err, sizeof(err)),
-			  i);
+		CHECK_INT(
+		    spool_add(sp, i % 2 ? "exec_output" : "exec_exit", body, err, sizeof(err)), i);
 	}
 	CHECK_INT(spool_ack(sp, 100, err, sizeof(err)), 100);
 	CHECK_INT(spool_count(sp), 200);
@@ -139,7 +139,7 @@ TEST(spool_add_txn_commits_with_the_callers_transaction)
 TEST(spool_needs_its_databases)
 {
 	char err[256];
-	static const char *const other[] = { "x", NULL };
+	static const char *const other[] = {"x", NULL};
 	struct store *s = store_open("store", other, 0, 0, err, sizeof(err));
 	CHECK(s);
 	CHECK(spool_new(s, err, sizeof(err)) == NULL);

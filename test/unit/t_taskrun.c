@@ -17,7 +17,7 @@
 #include "spool.h"
 #include "store.h"
 
-static const char *const dbs[] = { "tasks", "spool", "meta", NULL };
+static const char *const dbs[] = {"tasks", "spool", "meta", NULL};
 
 struct env {
 	struct loop *loop;
@@ -130,7 +130,8 @@ TEST(taskrun_captures_output_and_exit_status)
 	struct env e;
 	env_open(&e, NULL);
 	CHECK_INT(submit(&e, "t-1",
-			 "{\"argv\":[\"/bin/sh\",\"-c\",\"echo out; echo err >&2; exit 3\"]}", NULL),
+			 "{\"argv\":[\"/bin/sh\",\"-c\",\"echo out; echo err >&2; exit 3\"]}",
+			 NULL),
 		  TASKRUN_ACCEPTED);
 	CHECK_INT(taskrun_running(e.tr), 1);
 	run_all(&e);
@@ -216,13 +217,14 @@ TEST(taskrun_timeout_kills_the_group_with_grandchildren)
 
 TEST(taskrun_sigkill_follows_an_ignored_sigterm)
 {
-	struct taskrun_opts o = { .grace_ms = 200 };
+	struct taskrun_opts o = {.grace_ms = 200};
 	struct env e;
 	env_open(&e, &o);
-	CHECK_INT(submit(&e, "t-ign",
-			 "{\"argv\":[\"/bin/sh\",\"-c\",\"trap '' TERM; sleep 100\"],\"timeout_s\":1}",
-			 NULL),
-		  TASKRUN_ACCEPTED);
+	CHECK_INT(
+	    submit(&e, "t-ign",
+		   "{\"argv\":[\"/bin/sh\",\"-c\",\"trap '' TERM; sleep 100\"],\"timeout_s\":1}",
+		   NULL),
+	    TASKRUN_ACCEPTED);
 	run_all(&e);
 	struct seen sn;
 	collect(&e, "t-ign", &sn);
@@ -316,8 +318,8 @@ TEST(taskrun_task_lost_in_a_crash_is_reported_not_rerun)
 	 * whose pid now names another process (start time differs). */
 	struct store *s = store_open("store", dbs, 0, 0, err, sizeof(err));
 	CHECK(s);
-	const char *argv[] = { "sleep", "100", NULL };
-	struct spawn_opts o = { .argv = argv, .pgroup = SPAWN_PGROUP };
+	const char *argv[] = {"sleep", "100", NULL};
+	struct spawn_opts o = {.argv = argv, .pgroup = SPAWN_PGROUP};
 	struct spawn_proc orphan, other;
 	CHECK_INT(spawn_start(&o, &orphan, err, sizeof(err)), 0);
 	CHECK_INT(spawn_start(&o, &other, err, sizeof(err)), 0);
@@ -342,12 +344,13 @@ TEST(taskrun_task_lost_in_a_crash_is_reported_not_rerun)
 	kill(other.pid, SIGKILL);
 	waitpid(other.pid, NULL, 0);
 
-	const char *ids[] = { "t-started", "t-orphan", "t-reused" };
+	const char *ids[] = {"t-started", "t-orphan", "t-reused"};
 	for (int i = 0; i < 3; i++) {
 		struct seen sn;
 		collect(&e, ids[i], &sn);
 		CHECK_INT(sn.nexit, 1);
-		CHECK(strstr(sn.exits.data, "\"status\":-1") && strstr(sn.exits.data, "\"lost\":true"));
+		CHECK(strstr(sn.exits.data, "\"status\":-1") &&
+		      strstr(sn.exits.data, "\"lost\":true"));
 		seen_release(&sn);
 		struct buf res = BUF_INIT;
 		CHECK_INT(submit(&e, ids[i], "{\"argv\":[\"true\"]}", &res), TASKRUN_DUPLICATE);
@@ -376,20 +379,20 @@ TEST(taskrun_refuses_bad_tasks_once_and_remembers)
 	static const struct {
 		const char *id, *kind, *payload, *why;
 	} bad[] = {
-		{ "b-kind", "deploy", "{\"argv\":[\"true\"]}", "unknown task kind 'deploy'" },
-		{ "b-json", "exec", "{\"argv\":", "exec payload: json" },
-		{ "b-noargv", "exec", "{}", "'argv' must be an array" },
-		{ "b-empty", "exec", "{\"argv\":[]}", "'argv' must be an array" },
-		{ "b-num", "exec", "{\"argv\":[1]}", "'argv' must hold strings only" },
-		{ "b-arg0", "exec", "{\"argv\":[\"\"]}", "'argv[0]' is empty" },
-		{ "b-env", "exec", "{\"argv\":[\"true\"],\"env\":{\"A-B\":\"x\"}}", "'env' must map" },
-		{ "b-env2", "exec", "{\"argv\":[\"true\"],\"env\":[\"=x\"]}", "'env' entries" },
-		{ "b-to", "exec", "{\"argv\":[\"true\"],\"timeout_s\":-1}", "'timeout_s'" },
-		{ "b-to2", "exec", "{\"argv\":[\"true\"],\"timeout_s\":1.5}", "'timeout_s'" },
-		{ "b-cwd", "exec", "{\"argv\":[\"true\"],\"cwd\":\"rel\"}", "'cwd'" },
-		{ "b-many", "exec", "{\"argv\":[1],\"timeout_s\":\"x\",\"cwd\":2}", "'cwd'" },
-		{ "b-spawn", "exec", "{\"argv\":[\"/nonexistent/prog\"]}", "spawn '/nonexistent/prog'" },
-		{ "b-cwd2", "exec", "{\"argv\":[\"true\"],\"cwd\":\"/nonexistent\"}", "spawn 'true'" },
+	    {"b-kind", "deploy", "{\"argv\":[\"true\"]}", "unknown task kind 'deploy'"},
+	    {"b-json", "exec", "{\"argv\":", "exec payload: json"},
+	    {"b-noargv", "exec", "{}", "'argv' must be an array"},
+	    {"b-empty", "exec", "{\"argv\":[]}", "'argv' must be an array"},
+	    {"b-num", "exec", "{\"argv\":[1]}", "'argv' must hold strings only"},
+	    {"b-arg0", "exec", "{\"argv\":[\"\"]}", "'argv[0]' is empty"},
+	    {"b-env", "exec", "{\"argv\":[\"true\"],\"env\":{\"A-B\":\"x\"}}", "'env' must map"},
+	    {"b-env2", "exec", "{\"argv\":[\"true\"],\"env\":[\"=x\"]}", "'env' entries"},
+	    {"b-to", "exec", "{\"argv\":[\"true\"],\"timeout_s\":-1}", "'timeout_s'"},
+	    {"b-to2", "exec", "{\"argv\":[\"true\"],\"timeout_s\":1.5}", "'timeout_s'"},
+	    {"b-cwd", "exec", "{\"argv\":[\"true\"],\"cwd\":\"rel\"}", "'cwd'"},
+	    {"b-many", "exec", "{\"argv\":[1],\"timeout_s\":\"x\",\"cwd\":2}", "'cwd'"},
+	    {"b-spawn", "exec", "{\"argv\":[\"/nonexistent/prog\"]}", "spawn '/nonexistent/prog'"},
+	    {"b-cwd2", "exec", "{\"argv\":[\"true\"],\"cwd\":\"/nonexistent\"}", "spawn 'true'"},
 	};
 	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
 		buf_reset(&res);
@@ -405,8 +408,8 @@ TEST(taskrun_refuses_bad_tasks_once_and_remembers)
 		CHECK(strstr(sn.exits.data, "\"status\":-1,\"error\":"));
 		seen_release(&sn);
 		buf_reset(&res);
-		CHECK_INT(taskrun_submit(e.tr, bad[i].id, "exec", "{\"argv\":[\"true\"]}", &res, err,
-					 sizeof(err)),
+		CHECK_INT(taskrun_submit(e.tr, bad[i].id, "exec", "{\"argv\":[\"true\"]}", &res,
+					 err, sizeof(err)),
 			  TASKRUN_DUPLICATE);
 	}
 	CHECK_INT(taskrun_running(e.tr), 0);
@@ -424,14 +427,15 @@ TEST(taskrun_environment_is_exactly_path_and_env)
 {
 	struct env e;
 	env_open(&e, NULL);
-	CHECK_INT(submit(&e, "t-env",
-			 "{\"argv\":[\"env\"],\"env\":{\"FOO\":\"bar baz\",\"PATH\":\"/bin:/usr/bin\"},"
-			 "\"cwd\":\"/tmp\"}",
-			 NULL),
-		  TASKRUN_ACCEPTED);
-	CHECK_INT(submit(&e, "t-env2", "{\"argv\":[\"pwd\"],\"env\":[\"A=1=2\"],\"cwd\":\"/tmp\"}",
-			 NULL),
-		  TASKRUN_ACCEPTED);
+	CHECK_INT(
+	    submit(&e, "t-env",
+		   "{\"argv\":[\"env\"],\"env\":{\"FOO\":\"bar baz\",\"PATH\":\"/bin:/usr/bin\"},"
+		   "\"cwd\":\"/tmp\"}",
+		   NULL),
+	    TASKRUN_ACCEPTED);
+	CHECK_INT(
+	    submit(&e, "t-env2", "{\"argv\":[\"pwd\"],\"env\":[\"A=1=2\"],\"cwd\":\"/tmp\"}", NULL),
+	    TASKRUN_ACCEPTED);
 	run_all(&e);
 	struct seen sn;
 	collect(&e, "t-env", &sn);
@@ -445,13 +449,14 @@ TEST(taskrun_environment_is_exactly_path_and_env)
 
 TEST(taskrun_output_is_chunked_and_bounded)
 {
-	struct taskrun_opts o = { .max_output = 100000 };
+	struct taskrun_opts o = {.max_output = 100000};
 	struct env e;
 	env_open(&e, &o);
-	CHECK_INT(submit(&e, "t-big",
-			 "{\"argv\":[\"/bin/sh\",\"-c\",\"head -c 300000 /dev/zero; echo tail >&2\"]}",
-			 NULL),
-		  TASKRUN_ACCEPTED);
+	CHECK_INT(
+	    submit(&e, "t-big",
+		   "{\"argv\":[\"/bin/sh\",\"-c\",\"head -c 300000 /dev/zero; echo tail >&2\"]}",
+		   NULL),
+	    TASKRUN_ACCEPTED);
 	CHECK_INT(submit(&e, "t-mid", "{\"argv\":[\"head\",\"-c\",\"50000\",\"/dev/zero\"]}", NULL),
 		  TASKRUN_ACCEPTED);
 	run_all(&e);
