@@ -32,8 +32,9 @@
 #define AGENT_STABLE_MS	   10000
 #define AGENT_HEARTBEAT_MS 5000 /* until welcome says otherwise */
 #define AGENT_CONNECT_MS   10000
-#define AGENT_STOP_MS	   8000	 /* bound on waiting for tasks when stopping */
-#define AGENT_RENEW_GAP_MS 60000 /* least time between certificate renewals */
+#define AGENT_STOP_MS	   8000	       /* bound on waiting for tasks when stopping */
+#define AGENT_RENEW_GAP_MS 60000       /* least time between certificate renewals */
+#define AGENT_TASK_KEEP_S  (7 * 86400) /* results kept for duplicate answers */
 #define AGENT_CAPABILITIES "exec"
 
 struct agent;

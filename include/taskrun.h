@@ -87,6 +87,11 @@ int taskrun_cancel(struct taskrun *tr, const char *task_id);
 /* Cancel every running task (stopping the agent). */
 void taskrun_cancel_all(struct taskrun *tr);
 size_t taskrun_running(const struct taskrun *tr);
+/* Forget finished tasks that ended more than max_age_s ago and whose
+ * exec_exit event base has acked (so base has their result and will not
+ * deliver them again); the "tasks" database would grow forever otherwise.
+ * Returns how many were dropped, or -1 with err. */
+long taskrun_prune(struct taskrun *tr, long long max_age_s, char *err, size_t errlen);
 /* The stored record of task_id appended to out: 1, 0 unknown, -1 error. */
 int taskrun_record(struct taskrun *tr, const char *task_id, struct buf *out);
 

@@ -67,7 +67,7 @@ struct agent {
 
 	enum state state;
 	struct conn *conn;
-	long long wait_timer, hb_timer, token_timer, renew_timer, stop_timer;
+	long long wait_timer, hb_timer, token_timer, renew_timer, stop_timer, prune_timer;
 	long long online_since;
 	int heartbeat_ms;
 	char *session;
@@ -748,6 +748,7 @@ static void enter(struct agent *a, enum state from)
 		break;
 	case ST_STOPPED:
 		cancel_timer(a, &a->stop_timer);
+		cancel_timer(a, &a->prune_timer);
 		end_session(a);
 		log_info(MOD, "stopped", NULL);
 		loop_stop(a->loop);
@@ -788,6 +789,20 @@ static void fire(struct agent *a, enum event ev)
 }
 
 /* --- lifecycle ------------------------------------------------------------------- */
+
+static void prune_cb(struct loop *loop, long long id, void *arg, int mask)
+{
+	struct agent *a = arg;
+	char err[256], n[24];
+	long r = taskrun_prune(a->tr, AGENT_TASK_KEEP_S, err, sizeof(err));
+	if (r < 0)
+		log_warn(MOD, "old task records not pruned", "error", err, NULL);
+	else if (r > 0) {
+		snprintf(n, sizeof(n), "%ld", r);
+		log_info(MOD, "old task records pruned", "count", n, NULL);
+	}
+	a->prune_timer = loop_timer_add(a->loop, 86400000LL, prune_cb, a);
+}
 
 static void signal_cb(struct loop *loop, long long signo, void *arg, int mask)
 {
@@ -844,6 +859,7 @@ void agent_start(struct agent *a)
 	if (a->cert_not_after && a->cert_not_after < time(NULL))
 		log_error(MOD, "the certificate has expired: rejoin with 'dployr agent join'",
 			  NULL);
+	prune_cb(a->loop, 0, a, 0);
 	a->state = ST_WAIT;
 	fire(a, EV_TIMER);
 }
@@ -864,6 +880,7 @@ void agent_free(struct agent *a)
 	}
 	cancel_timer(a, &a->wait_timer);
 	cancel_timer(a, &a->stop_timer);
+	cancel_timer(a, &a->prune_timer);
 	end_session(a);
 	if (a->conn)
 		conn_free(a->conn);

@@ -99,12 +99,29 @@ struct put_arg {
 	int exists;
 };
 
+/* In t: spool the exec_exit event and store the final record (a JSON
+ * object) with the event's seq added as "exit_seq", which tells
+ * taskrun_prune when base has the result. */
+static void finish_txn(struct taskrun *tr, struct store_txn *t, const char *id, const char *record,
+		       const char *event)
+{
+	uint64_t seq = spool_add_txn(tr->sp, t, "exec_exit", event);
+	struct buf rec = BUF_INIT;
+	size_t n = strlen(record);
+	buf_add(&rec, record, n ? n - 1 : 0);
+	buf_printf(&rec, ",\"exit_seq\":%llu}", (unsigned long long)seq);
+	store_put(t, tr->db_tasks, id, strlen(id), rec.data, rec.len);
+	buf_release(&rec);
+}
+
 static int put_fn(struct store_txn *t, void *arg)
 {
 	struct put_arg *a = arg;
 	size_t klen = strlen(a->id);
 	a->exists = 0;
-	if (a->noover) {
+	if (a->event) {
+		finish_txn(a->tr, t, a->id, a->record, a->event);
+	} else if (a->noover) {
 		int rc =
 		    store_put_noover(t, a->tr->db_tasks, a->id, klen, a->record, strlen(a->record));
 		if (rc == STORE_EXISTS) {
@@ -114,8 +131,6 @@ static int put_fn(struct store_txn *t, void *arg)
 	} else {
 		store_put(t, a->tr->db_tasks, a->id, klen, a->record, strlen(a->record));
 	}
-	if (a->event)
-		spool_add_txn(a->tr->sp, t, "exec_exit", a->event);
 	return store_txn_failed(t) ? -1 : 0;
 }
 
@@ -196,8 +211,7 @@ static int recover_fn(struct store_txn *t, void *arg)
 		struct buf ev = BUF_INIT, rec = BUF_INIT;
 		failure_json(&ev, &rec, lost[i].id,
 			     "lost: the agent stopped while the task ran; it is not run again", 1);
-		store_put(t, tr->db_tasks, lost[i].id, strlen(lost[i].id), rec.data, rec.len);
-		spool_add_txn(tr->sp, t, "exec_exit", ev.data);
+		finish_txn(tr, t, lost[i].id, rec.data, ev.data);
 		buf_release(&ev);
 		buf_release(&rec);
 	}
@@ -664,6 +678,45 @@ enum taskrun_status taskrun_submit(struct taskrun *tr, const char *task_id, cons
 	snprintf(pid, sizeof(pid), "%d", (int)p.pid);
 	log_info("taskrun", "task started", "task", task_id, "pid", pid, NULL);
 	return TASKRUN_ACCEPTED;
+}
+
+struct prune_arg {
+	struct taskrun *tr;
+	int64_t before, acked;
+	long n;
+};
+
+static int prune_fn(struct store_txn *t, void *arg)
+{
+	struct prune_arg *a = arg;
+	a->n = 0;
+	struct store_iter *it = store_iter_range(t, a->tr->db_tasks, NULL, 0, NULL, 0, 0);
+	while (store_iter_next(it) == 1) {
+		size_t vlen;
+		const char *v = store_iter_val(it, &vlen);
+		struct proto_json *doc = proto_json_parse(v, vlen, NULL, 0);
+		const struct proto_jv *r = doc ? proto_json_root(doc) : NULL;
+		const char *state = r ? proto_jv_get_str(r, "state") : NULL;
+		int64_t ended, seq;
+		if (state && strcmp(state, "done") == 0 &&
+		    proto_jv_int(proto_jv_get(r, "ended"), &ended) == 0 && ended < a->before &&
+		    proto_jv_int(proto_jv_get(r, "exit_seq"), &seq) == 0 && seq > 0 &&
+		    seq <= a->acked) {
+			if (store_iter_del(it) == 0)
+				a->n++;
+		}
+		proto_json_free(doc);
+	}
+	store_iter_free(it);
+	return store_txn_failed(t) ? -1 : 0;
+}
+
+long taskrun_prune(struct taskrun *tr, long long max_age_s, char *err, size_t errlen)
+{
+	struct prune_arg a = {tr, (int64_t)time(NULL) - max_age_s, (int64_t)spool_acked(tr->sp), 0};
+	if (store_update(tr->s, prune_fn, &a, err, errlen) < 0)
+		return -1;
+	return a.n;
 }
 
 static struct task *find(struct taskrun *tr, const char *id)

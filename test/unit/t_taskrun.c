@@ -471,3 +471,33 @@ TEST(taskrun_output_is_chunked_and_bounded)
 	seen_release(&sn);
 	env_close(&e);
 }
+
+TEST(taskrun_prune_forgets_only_old_results_base_has)
+{
+	struct env e;
+	env_open(&e, NULL);
+	char err[256];
+	CHECK_INT(submit(&e, "p-1", "{\"argv\":[\"true\"]}", NULL), TASKRUN_ACCEPTED);
+	run_all(&e);
+	uint64_t acked = spool_last_seq(e.sp);
+	CHECK_INT(submit(&e, "p-2", "{\"argv\":[\"true\"]}", NULL), TASKRUN_ACCEPTED);
+	run_all(&e);
+	CHECK_INT(submit(&e, "p-3", "{\"argv\":[\"sleep\",\"100\"]}", NULL), TASKRUN_ACCEPTED);
+	/* Nothing acked yet: nothing goes, however old. */
+	CHECK_INT(taskrun_prune(e.tr, -10, err, sizeof(err)), 0);
+	CHECK(spool_ack(e.sp, acked, err, sizeof(err)) > 0);
+	/* Acked but recent: kept. */
+	CHECK_INT(taskrun_prune(e.tr, 3600, err, sizeof(err)), 0);
+	/* Acked and old enough: p-1 only (p-2 not acked, p-3 running). */
+	CHECK_INT(taskrun_prune(e.tr, -10, err, sizeof(err)), 1);
+	struct buf rec = BUF_INIT;
+	CHECK_INT(taskrun_record(e.tr, "p-1", &rec), 0);
+	CHECK_INT(taskrun_record(e.tr, "p-2", &rec), 1);
+	buf_reset(&rec);
+	CHECK_INT(taskrun_record(e.tr, "p-3", &rec), 1);
+	CHECK(strstr(rec.data, "\"state\":\"running\""));
+	buf_release(&rec);
+	CHECK_INT(taskrun_cancel(e.tr, "p-3"), 0);
+	run_all(&e);
+	env_close(&e);
+}
