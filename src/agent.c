@@ -498,7 +498,11 @@ static void on_message(struct conn *c, void *arg, enum ws_type type, const void 
 		break;
 	}
 	case PROTO_TASK:
-		on_task(a, &m);
+		/* Stopping: no new work; without an ack base delivers it again. */
+		if (a->state == ST_ONLINE)
+			on_task(a, &m);
+		else
+			log_info(MOD, "task left for later: stopping", "task", m.u.task.task_id, NULL);
 		break;
 	case PROTO_CANCEL:
 		if (taskrun_cancel(a->tr, m.u.cancel.task_id) < 0)
