@@ -502,7 +502,8 @@ static void on_message(struct conn *c, void *arg, enum ws_type type, const void 
 		if (a->state == ST_ONLINE)
 			on_task(a, &m);
 		else
-			log_info(MOD, "task left for later: stopping", "task", m.u.task.task_id, NULL);
+			log_info(MOD, "task left for later: stopping", "task", m.u.task.task_id,
+				 NULL);
 		break;
 	case PROTO_CANCEL:
 		if (taskrun_cancel(a->tr, m.u.cancel.task_id) < 0)
