@@ -68,6 +68,28 @@ exec_on() { # NAME ARGV-JSON [QUEUE]: prints the task id
 task_finished() { # ID
 	s=$(api GET "/v1/tasks/$1" | field state) && { [ "$s" = done ] || [ "$s" = failed ]; }
 }
+# sockets PID: "listen N established M" for the TCP sockets of process PID
+sockets() {
+	$PY - "$1" <<-'EOF'
+	import os, sys
+	pid = sys.argv[1]
+	mine = set()
+	for fd in os.listdir("/proc/%s/fd" % pid):
+	    try:
+	        t = os.readlink("/proc/%s/fd/%s" % (pid, fd))
+	    except OSError:
+	        continue
+	    if t.startswith("socket:["):
+	        mine.add(t[8:-1])
+	n = {"0A": 0, "01": 0}
+	for f in ("/proc/net/tcp", "/proc/net/tcp6"):
+	    for line in open(f).readlines()[1:]:
+	        c = line.split()
+	        if c[9] in mine and c[3] in n:
+	            n[c[3]] += 1
+	print("listen %d established %d" % (n["0A"], n["01"]))
+	EOF
+}
 lines() { # FILE PATTERN: how many lines match
 	grep -c "$2" "$1" 2>/dev/null || true
 }
@@ -115,6 +137,13 @@ test_expect_success 'a used join token is refused' '
 test_expect_success 'both agents come online' '
 	start_agent a1 && start_agent a2 &&
 	wait_for 20 online web-1 && wait_for 20 online web-2
+'
+
+test_expect_success 'an agent listens on no port: one outbound connection' '
+	sockets $(cat a1.pid) >socks &&
+	test "$(cat socks)" = "listen 0 established 1" &&
+	sockets $(cat base.pid) >socks &&
+	grep -q "^listen 2 " socks
 '
 
 test_expect_success 'exec runs argv without a shell and reports the exit status' '

@@ -146,3 +146,30 @@ TEST(spool_needs_its_databases)
 	CHECK(strstr(err, "spool") != NULL);
 	store_close(s);
 }
+
+TEST(spool_reports_a_corrupt_record)
+{
+	char err[256];
+	struct store *s = open_store();
+	struct spool *sp = spool_new(s, err, sizeof(err));
+	CHECK_INT(spool_add(sp, "k", "{}", err, sizeof(err)), 1);
+	/* A value without the kind's terminator, and a key of the wrong size. */
+	unsigned char k[8];
+	store_key_u64(k, 2);
+	struct store_txn *t = store_txn_begin(s, 0);
+	store_put(t, store_db(s, "spool"), k, sizeof(k), "junk", 4);
+	CHECK_INT(store_txn_commit(t, err, sizeof(err)), 0);
+	uint64_t seq;
+	struct buf kind = BUF_INIT, body = BUF_INIT;
+	CHECK_INT(spool_next(sp, 1, &seq, &kind, &body, err, sizeof(err)), -1);
+	CHECK(strstr(err, "corrupt") != NULL);
+	t = store_txn_begin(s, 0);
+	store_put(t, store_db(s, "spool"), "abc", 3, "k\0{}", 4);
+	store_del(t, store_db(s, "spool"), k, sizeof(k));
+	CHECK_INT(store_txn_commit(t, err, sizeof(err)), 0);
+	CHECK_INT(spool_next(sp, 1, &seq, &kind, &body, err, sizeof(err)), -1);
+	buf_release(&kind);
+	buf_release(&body);
+	spool_free(sp);
+	store_close(s);
+}

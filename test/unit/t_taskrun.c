@@ -501,3 +501,25 @@ TEST(taskrun_prune_forgets_only_old_results_base_has)
 	run_all(&e);
 	env_close(&e);
 }
+
+TEST(taskrun_leaves_no_process_behind)
+{
+	struct env e;
+	env_open(&e, NULL);
+	char payload[512];
+	/* The program exits at once, its background child would live on. */
+	snprintf(payload, sizeof(payload),
+		 "{\"argv\":[\"/bin/sh\",\"-c\",\"sleep 100 & echo $! >%s/bg.pid\"]}", harness_tmpdir);
+	CHECK_INT(submit(&e, "t-bg", payload, NULL), TASKRUN_ACCEPTED);
+	run_all(&e);
+	pid_t bg = read_pid("bg.pid");
+	CHECK(bg > 1);
+	for (int i = 0; i < 200 && alive(bg); i++)
+		usleep(10000);
+	CHECK(!alive(bg));
+	struct seen sn;
+	collect(&e, "t-bg", &sn);
+	CHECK_STR(sn.exits.data, "{\"task_id\":\"t-bg\",\"status\":0}\n");
+	seen_release(&sn);
+	env_close(&e);
+}
