@@ -37,8 +37,10 @@ uint64_t spool_add_txn(struct spool *sp, struct store_txn *t, const char *kind, 
 uint64_t spool_add(struct spool *sp, const char *kind, const char *body, char *err, size_t errlen);
 
 /* Base has stored every event with seq <= up_to: delete them. An up_to
- * beyond the last seq handed out is clamped to it. Returns the number of
- * events dropped, or -1 with err. */
+ * beyond the last seq handed out (the store was lost or restored from a
+ * backup while base kept counting) moves the counter up to it, so that
+ * base does not ignore the events that follow as already applied. Returns
+ * the number of events dropped, or -1 with err. */
 long spool_ack(struct spool *sp, uint64_t up_to, char *err, size_t errlen);
 
 /* The first spooled event with seq > after: 1 with *seq, kind and body

@@ -489,9 +489,6 @@ static void on_message(struct conn *c, void *arg, enum ws_type type, const void 
 		long n = spool_ack(a->spool, up, err, sizeof(err));
 		if (n < 0)
 			log_error(MOD, "event ack not applied", "error", err, NULL);
-		uint64_t last = spool_last_seq(a->spool);
-		if (up > last)
-			up = last;
 		if (up > a->sent_seq)
 			a->sent_seq = up;
 		pump(a);

@@ -90,12 +90,17 @@ static int ack_fn(struct store_txn *t, void *arg)
 {
 	struct ack_arg *a = arg;
 	uint64_t last = meta_u64(t, a->sp->db_meta, KEY_SEQ);
-	uint64_t up_to = a->up_to > last ? last : a->up_to;
+	uint64_t up_to = a->up_to;
 	a->dropped = 0;
 	if (up_to == 0)
 		return 0;
+	if (up_to > last) {
+		unsigned char v[8];
+		store_key_u64(v, up_to);
+		store_put(t, a->sp->db_meta, KEY_SEQ, strlen(KEY_SEQ), v, sizeof(v));
+	}
 	unsigned char to[8];
-	store_key_u64(to, up_to + 1 == 0 ? up_to : up_to + 1);
+	store_key_u64(to, up_to == UINT64_MAX ? up_to : up_to + 1);
 	struct store_iter *it = store_iter_range(t, a->sp->db_spool, NULL, 0, to, sizeof(to), 0);
 	int rc;
 	while ((rc = store_iter_next(it)) == 1) {
