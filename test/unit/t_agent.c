@@ -176,6 +176,10 @@ TEST(agent_session_refreshes_renews_and_survives_a_dead_base)
 	agent_stop(a);
 	CHECK_INT(loop_run(loop), 0);
 	CHECK_INT(log_count("\"msg\":\"stopped\""), 1);
+	/* Tokens and keys never reach the log (debug level included). */
+	CHECK_INT(log_count("dpya_"), 0);
+	CHECK_INT(log_count("dpyj_"), 0);
+	CHECK_INT(log_count("PRIVATE KEY"), 0);
 	agent_free(a);
 	for (int i = 0; i < 50 && loop_timer_count(loop) > 0; i++)
 		loop_run_once(loop, 100);
