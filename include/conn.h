@@ -16,9 +16,13 @@
  *             on a client before ready.
  *   request   server: a whole request; answer with conn_reply*() or
  *             conn_upgrade(), now or later (no further request is read
- *             until then; pipelined requests are served in order). The
- *             parser stays valid until the answer.
- *   response  client: the whole response to conn_request().
+ *             until then; pipelined requests are served in order; the
+ *             idle timeout keeps running while an answer is deferred). The
+ *             parser (also conn_current_request) stays valid until the
+ *             handler that answers has returned.
+ *   response  client: the whole response to conn_request() (the parser
+ *             is valid during the call; a new conn_request may be made
+ *             from it).
  *   upgraded  client: the 101 to conn_ws_connect() was verified.
  *   message, pong, drain: WebSocket (ws.h). drain: everything queued was
  *             handed to TLS after conn_ws_send() had been refused with
@@ -41,15 +45,33 @@
  * Timers: connect+handshake deadline (client: timeout_ms of conn_connect;
  * server: listener_opts.handshake_ms); idle timeout (conn_set_idle_timeout:
  * no byte received for ms ends the connection with "idle timeout", the
- * building block for heartbeats: ping every H ms with conn_ws_ping() from a
- * loop timer and set the idle timeout to 3 H); WebSocket close handshake
+ * building block of conn_ws_heartbeat); WebSocket close handshake
  * (5 s after conn_ws_close the connection ends anyway).
  *
  * TLS: after each read, while tls_pending() > 0 the fd is marked with
  * loop_fd_pending(); want-read/want-write are honoured in every direction.
  * Output is plaintext queued in the conn and written as the socket allows.
  *
- * Memory: sizeof(struct conn) is about 240 bytes plus the TLS state (about
+ * A server, in outline (error handling left out):
+ *
+ *   static void on_request(struct conn *c, void *arg, struct http_parser *req)
+ *   {
+ *           if (!strcmp(http_path(req), "/v1/agent"))
+ *                   conn_upgrade(c);          // then on_message for frames
+ *           else
+ *                   conn_reply_json(c, 200, "{\"ok\":true}");
+ *   }
+ *   static const struct conn_handlers h = { .ready = on_ready,
+ *           .request = on_request, .message = on_message, .close = on_close };
+ *   l = listener_new(loop, &addr, tls_server_cfg, NULL, &h, state, err, n);
+ *
+ * and a client:
+ *
+ *   c = conn_connect(loop, &addr, tls_client_cfg, "base.example", 0, &h2,
+ *                    state, err, n);
+ *   conn_ws_connect(c, "/v1/agent", NULL);   // upgraded, message, close
+ *
+ * Memory: sizeof(struct conn) is 280 bytes (x86-64) plus the TLS state (about
  * 37 KiB, tls.h) and, while in HTTP mode, the HTTP parser (freed after an
  * upgrade). Input and output buffers are released whenever they empty.
  */
@@ -129,9 +151,9 @@ struct listener_opts {
 struct listener *listener_new(struct loop *loop, const struct net_addr *addr,
 			      struct tls_config *tls, const struct listener_opts *o,
 			      const struct conn_handlers *h, void *arg, char *err, size_t errlen);
-/* Stop listening and close the socket. Conns already accepted live on.
- * Accepts NULL. Not from a handler of one of its conns in handshake (none
- * run then). */
+/* Stop listening and close the socket. Conns already accepted live on
+ * (those in their handshake keep the listener's memory until they finish).
+ * Accepts NULL. */
 void listener_free(struct listener *l);
 /* The bound address (to learn the port after listening on port 0). */
 int listener_local_addr(const struct listener *l, struct net_addr *out);
@@ -162,6 +184,9 @@ int conn_upgrade(struct conn *c);
 
 /* --- both sides -------------------------------------------------------------- */
 
+/* The HTTP parser's limits (http.h: 1 MiB body, 32 KiB head), to adjust
+ * before the first message; NULL after an upgrade. */
+struct http_limits *conn_http_limits(struct conn *c);
 /* Replace handlers and arg. */
 void conn_set_handlers(struct conn *c, const struct conn_handlers *h, void *arg);
 void *conn_arg(const struct conn *c);
@@ -185,6 +210,11 @@ int conn_ws_send_text(struct conn *c, const char *text);
 int conn_ws_ping(struct conn *c);
 /* Start the close handshake; the close handler reports its end. */
 int conn_ws_close(struct conn *c, int code, const char *reason);
+/* Heartbeat (DESIGN.md section 3): a ping every interval_ms, and an idle
+ * timeout of 3 x interval_ms, so a silent peer ends the connection ("idle
+ * timeout: ..."); the pong handler gets each round trip. No ping is sent
+ * while the last one is unanswered. 0 stops both. */
+int conn_ws_heartbeat(struct conn *c, int interval_ms);
 /* Bytes queued for the peer (ws queue plus plaintext not yet encrypted). */
 size_t conn_ws_queued(const struct conn *c);
 /* Limits (ws.h defaults: 1 MiB message, 4 MiB queue). */

@@ -9,7 +9,8 @@
  *   ... watch p.out_fd with the loop, p.pid with loop_child_add ...
  *
  * In the child, before execve: signal dispositions reset to default and the
- * signal mask emptied (the loop blocks signals for its signalfd); a new
+ * signal mask emptied (the loop blocks signals for its signalfd); the
+ * cgroups given joined; a new
  * process group or session if asked; stdin/stdout/stderr set up; every
  * other fd closed (close_range, else each fd listed in /proc/self/fd), so
  * LMDB, listening sockets and TLS connections never leak into children;
@@ -72,6 +73,12 @@ struct spawn_opts {
 	gid_t gid;
 	const struct spawn_rlimit *rlimits;
 	size_t nrlimits;
+	/* cgroup.procs files, opened for writing by the caller (who keeps
+	 * them): the child writes "0" to each (joins the cgroup) first thing
+	 * after fork, so nothing the program runs is ever outside them. cgroup
+	 * v2 needs one, v1 one per hierarchy (memory, cpu, pids). */
+	const int *cgroup_fds;
+	size_t ncgroup_fds;
 	int flags;
 };
 

@@ -17,8 +17,11 @@
 /* Plaintext the conn holds for TLS beyond the ws queue: the ws write
  * handler takes at most this much, so ws_send's own bound applies. */
 #define OUT_MAX (64 * 1024)
-/* One TLS record of plaintext per write, one read buffer per call. */
+/* Plaintext per write: one TLS record. */
 #define CHUNK 16384
+/* Read buffer (on the stack): half a record, so a full record leaves
+ * decrypted bytes behind and the loop_fd_pending path is in regular use. */
+#define RBUF 8192
 #define DEFAULT_CONNECT_MS 10000
 #define DEFAULT_HANDSHAKE_MS 10000
 #define DEFAULT_IDLE_MS 60000
@@ -26,7 +29,10 @@
 #define LINGER_MS 2000
 #define WS_CLOSE_MS 5000
 #define SYNC_TIMEOUT_MS 30000
-/* Reads per service call, for fairness among connections. */
+/* Bytes read per service call, for fairness among connections (not a
+ * multiple of a record: stopping mid-record is normal). */
+#define READ_BUDGET (100 * 1024)
+/* Reads while lingering. */
 #define READS_PER_CALL 16
 
 /* Lifecycle:
@@ -65,18 +71,18 @@ struct conn {
 	struct buf in;	 /* HTTP bytes not consumed yet */
 	struct buf out;	 /* plaintext to write */
 	size_t wlen;	 /* length of a tls_write to repeat */
-	long long t_deadline, t_idle, t_wake;
+	long long t_deadline, t_idle, t_wake, t_beat;
 	long long last_rx;
-	int idle_ms;
+	int idle_ms, beat_ms;
 	int fd;
 	int end_code;
 	int mask;
 	unsigned char state, mode, linger_phase;
 	unsigned server : 1, ready_called : 1, owner_done : 1, outstanding : 1, close_after : 1,
 		broken : 1, hs_done : 1, rd_wants_write : 1, wr_wants_read : 1, wr_blocked : 1,
-		pending : 1, drain_pending : 1;
+		pending : 1, drain_pending : 1, reset_pending : 1, ping_wait : 1;
 	unsigned short busy;
-	char err[160];
+	char *err; /* the last failed call's reason */
 	char peer[NET_ADDRSTRLEN];
 };
 
@@ -88,10 +94,13 @@ static void listener_hs_done(struct listener *l);
 static void set_err(struct conn *c, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 static void set_err(struct conn *c, const char *fmt, ...)
 {
+	struct buf b = BUF_INIT;
 	va_list ap;
 	va_start(ap, fmt);
-	vsnprintf(c->err, sizeof(c->err), fmt, ap);
+	buf_vprintf(&b, fmt, ap);
 	va_end(ap);
+	free(c->err);
+	c->err = buf_detach(&b, NULL);
 }
 
 static void wake_cb(struct loop *loop, long long id, void *arg, int mask)
@@ -123,6 +132,7 @@ static void destroy(struct conn *c)
 	cancel(c, &c->t_deadline);
 	cancel(c, &c->t_idle);
 	cancel(c, &c->t_wake);
+	cancel(c, &c->t_beat);
 	if (c->lst) {
 		listener_hs_done(c->lst);
 		c->lst = NULL;
@@ -139,6 +149,7 @@ static void destroy(struct conn *c)
 	free(c->host);
 	free(c->ws_key);
 	free(c->end_reason);
+	free(c->err);
 	if (c->freed_flag)
 		*c->freed_flag = 1;
 	free(c);
@@ -247,6 +258,7 @@ static void ws_message_h(void *arg, enum ws_type type, const void *data, size_t 
 static void ws_pong_h(void *arg, uint64_t rtt_us)
 {
 	struct conn *c = arg;
+	c->ping_wait = 0;
 	if (!c->owner_done && c->state == S_OPEN && c->h && c->h->pong)
 		c->h->pong(c, c->arg, rtt_us);
 }
@@ -352,12 +364,23 @@ static void feed_ws(struct conn *c, const void *data, size_t len)
 		end(c, 1, WS_ABNORMAL, "websocket: %s", ws_error(c->ws));
 }
 
+/* The parser is reset only once the handler that saw the last message has
+ * returned, so the owner may read it after answering. */
+static void http_next(struct conn *c)
+{
+	if (c->reset_pending && c->http) {
+		http_reset(c->http);
+		c->reset_pending = 0;
+	}
+}
+
 /* Parse HTTP from c->in while allowed. */
 static void process_in(struct conn *c)
 {
 	while (c->state == S_OPEN && c->in.len && c->mode != M_WS) {
-		if (c->server && (c->outstanding || c->close_after))
+		if (c->server && (c->outstanding || c->close_after || c->out.len >= OUT_MAX))
 			return;
+		http_next(c);
 		size_t used = 0;
 		int r = http_parse(c->http, c->in.data, c->in.len, &used);
 		buf_consume(&c->in, used);
@@ -385,6 +408,14 @@ static void process_in(struct conn *c)
 		c->outstanding = 0;
 		if (c->mode == M_WS_WAIT) {
 			char err[200];
+			if (http_status(c->http) != 101) {
+				size_t n;
+				const char *b = http_body(c->http, &n);
+				end(c, 0, 0, "websocket upgrade refused: %d %s%s%.*s",
+				    http_status(c->http), http_reason(c->http), n ? ": " : "",
+				    n > 200 ? 200 : (int)n, b);
+				return;
+			}
 			if (ws_client_verify(c->http, c->ws_key, err, sizeof(err)) < 0) {
 				end(c, 0, 0, "%s", err);
 				return;
@@ -405,7 +436,7 @@ static void process_in(struct conn *c)
 			end(c, 0, 0, "connection closed by server after response");
 			return;
 		}
-		http_reset(c->http);
+		c->reset_pending = 1;
 	}
 	if (c->state == S_OPEN && c->mode == M_WS && c->in.len) {
 		struct buf b = c->in;
@@ -413,6 +444,8 @@ static void process_in(struct conn *c)
 		feed_ws(c, b.data, b.len);
 		buf_release(&b);
 	}
+	if (!c->in.len && c->in.cap)
+		buf_release(&c->in); /* idle connections hold no buffer */
 }
 
 static void input(struct conn *c, const char *data, size_t n)
@@ -427,8 +460,9 @@ static void input(struct conn *c, const char *data, size_t n)
 
 static void eof(struct conn *c)
 {
-	if (c->mode != M_WS && c->http && !c->server && c->outstanding &&
-	    http_finish(c->http) == HTTP_DONE && c->mode == M_HTTP) {
+	http_next(c);
+	if (c->mode == M_HTTP && !c->server && c->outstanding &&
+	    http_finish(c->http) == HTTP_DONE) {
 		c->outstanding = 0;
 		if (!c->owner_done && c->h && c->h->response)
 			c->h->response(c, c->arg, c->http);
@@ -441,14 +475,14 @@ static int reading(const struct conn *c)
 	if (c->state != S_OPEN)
 		return 0;
 	if (c->server && c->mode == M_HTTP)
-		return !c->outstanding && !c->close_after;
+		return !c->outstanding && !c->close_after && c->out.len < OUT_MAX;
 	return 1;
 }
 
 static void read_some(struct conn *c)
 {
-	char rbuf[CHUNK];
-	for (int i = 0; i < READS_PER_CALL && reading(c); i++) {
+	char rbuf[RBUF];
+	for (size_t got = 0; got < READ_BUDGET && reading(c);) {
 		ssize_t r;
 		if (c->tls) {
 			r = tls_read(c->tls, rbuf, sizeof(rbuf));
@@ -458,6 +492,7 @@ static void read_some(struct conn *c)
 				r = errno == EAGAIN || errno == EINTR ? TLS_WANT_READ : TLS_ERROR;
 		}
 		if (r > 0) {
+			got += (size_t)r;
 			c->last_rx = loop_now_ms();
 			c->rd_wants_write = 0;
 			input(c, rbuf, (size_t)r);
@@ -526,7 +561,6 @@ static void do_handshake(struct conn *c)
 {
 	int r = c->tls ? tls_handshake(c->tls) : TLS_OK;
 	if (r == TLS_WANT_READ || r == TLS_WANT_WRITE) {
-		c->mask = -1; /* force update */
 		c->rd_wants_write = r == TLS_WANT_WRITE;
 		return;
 	}
@@ -579,6 +613,10 @@ static void do_open(struct conn *c)
 		end(c, 0, 0, "%s", c->end_reason ? c->end_reason : "connection closed after reply");
 		return;
 	}
+	/* Parsing stopped while the reply backed up, and the last flush
+	 * drained it: nothing on the socket may come to resume it. */
+	if (c->in.len && c->mode == M_HTTP && reading(c))
+		wake(c);
 	int p = c->tls && reading(c) && tls_pending(c->tls) > 0;
 	if (p != c->pending) {
 		loop_fd_pending(c->loop, c->fd, p);
@@ -600,11 +638,12 @@ static void do_ending(struct conn *c)
 static void do_linger(struct conn *c)
 {
 	if (c->linger_phase == 0) {
-		if (flush(c) < 0 || c->out.len) {
-			if (c->state != S_LINGER)
-				c->state = S_DEAD;
+		if (flush(c) < 0) {
+			c->state = S_DEAD;
 			return;
 		}
+		if (c->out.len)
+			return;
 		c->linger_phase = 1;
 	}
 	if (c->linger_phase == 1) {
@@ -794,7 +833,7 @@ int conn_request(struct conn *c, const char *method, const char *target,
 		buf_add(&b, body, len);
 	buf_add(&c->out, b.data, b.len);
 	buf_release(&b);
-	http_reset(c->http);
+	c->reset_pending = 1;
 	http_set_head_request(c->http, strcmp(method, "HEAD") == 0);
 	c->outstanding = 1;
 	if (c->state == S_OPEN)
@@ -825,7 +864,7 @@ int conn_ws_connect(struct conn *c, const char *target, const char *const *heade
 	buf_release(&b);
 	free(c->ws_key);
 	c->ws_key = xstrdup(key);
-	http_reset(c->http);
+	c->reset_pending = 1;
 	http_set_head_request(c->http, 0);
 	c->mode = M_WS_WAIT;
 	c->outstanding = 1;
@@ -889,6 +928,7 @@ static void accept_cb(struct loop *loop, long long id, void *arg, int mask)
 			}
 			return;
 		}
+		net_nodelay(fd); /* small frames (pongs) must not wait for ACKs */
 		struct conn *c = conn_alloc(loop, fd, l->h, l->arg);
 		snprintf(c->peer, sizeof(c->peer), "%s", peer);
 		c->server = 1;
@@ -1031,7 +1071,7 @@ int conn_reply(struct conn *c, int status, const char *const *headers,
 	if (!keep)
 		c->close_after = 1;
 	else
-		http_reset(c->http);
+		c->reset_pending = 1;
 	wake(c);
 	return 0;
 }
@@ -1082,6 +1122,11 @@ void conn_set_handlers(struct conn *c, const struct conn_handlers *h, void *arg)
 	c->arg = arg;
 }
 
+struct http_limits *conn_http_limits(struct conn *c)
+{
+	return c->http ? http_limits(c->http) : NULL;
+}
+
 void *conn_arg(const struct conn *c)
 {
 	return c->arg;
@@ -1124,7 +1169,7 @@ int conn_is_ws(const struct conn *c)
 
 const char *conn_error(const struct conn *c)
 {
-	return c->err;
+	return c->err ? c->err : "";
 }
 
 static int ws_ready(struct conn *c, const char *what)
@@ -1162,6 +1207,7 @@ int conn_ws_ping(struct conn *c)
 		set_err(c, "websocket ping: %s", ws_error(c->ws));
 		return -1;
 	}
+	c->ping_wait = 1;
 	wake(c);
 	return 0;
 }
@@ -1176,6 +1222,35 @@ int conn_ws_close(struct conn *c, int code, const char *reason)
 	}
 	set_deadline(c, WS_CLOSE_MS);
 	wake(c);
+	return 0;
+}
+
+static void beat_cb(struct loop *loop, long long id, void *arg, int mask)
+{
+	(void)id;
+	(void)mask;
+	struct conn *c = arg;
+	c->t_beat = 0;
+	if (c->state != S_OPEN)
+		return;
+	/* No new ping while one is unanswered (its pong would no longer
+	 * count), nor when the queue is full: the idle timeout judges. */
+	if (!c->ping_wait && ws_ping(c->ws) == 0) {
+		c->ping_wait = 1;
+		wake(c);
+	}
+	c->t_beat = loop_timer_add(loop, c->beat_ms, beat_cb, c);
+}
+
+int conn_ws_heartbeat(struct conn *c, int interval_ms)
+{
+	if (!ws_ready(c, "websocket heartbeat"))
+		return -1;
+	cancel(c, &c->t_beat);
+	c->beat_ms = interval_ms > 0 ? interval_ms : 0;
+	conn_set_idle_timeout(c, 3 * c->beat_ms);
+	if (c->beat_ms)
+		c->t_beat = loop_timer_add(c->loop, c->beat_ms, beat_cb, c);
 	return 0;
 }
 
@@ -1283,15 +1358,17 @@ int conn_request_sync(const struct net_addr *addr, struct tls_config *tls, const
 		snprintf(err, errlen, "%s %s: %s", method, target, m);
 		return -1;
 	}
+	const char *scheme = tls ? "https" : "http";
 	s.c = conn_connect(loop, addr, tls, server_name, timeout_ms, &sync_h, &s, m, sizeof(m));
 	if (!s.c) {
-		snprintf(err, errlen, "%s https://%s%s: %s", method, text, target, m);
+		snprintf(err, errlen, "%s %s://%s%s: %s", method, scheme, text, target, m);
 		loop_free(loop);
 		return -1;
 	}
 	s.c->freed_flag = &s.freed;
 	if (conn_request(s.c, method, target, headers, req_body, req_len) < 0) {
-		snprintf(err, errlen, "%s %s: %s", method, target, conn_error(s.c));
+		snprintf(err, errlen, "%s %s://%s%s: %s", method, scheme, text, target,
+			 conn_error(s.c));
 		conn_free(s.c);
 		loop_free(loop);
 		return -1;
@@ -1310,7 +1387,7 @@ int conn_request_sync(const struct net_addr *addr, struct tls_config *tls, const
 	loop_timer_cancel(loop, t);
 	loop_free(loop);
 	if (s.done != 1) {
-		snprintf(err, errlen, "%s %s%s: %s", method, text, target, m);
+		snprintf(err, errlen, "%s %s://%s%s: %s", method, scheme, text, target, m);
 		return -1;
 	}
 	*status = s.status;

@@ -8,6 +8,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "b64.h"
+#include "buf.h"
 #include "xalloc.h"
 
 /* cJSON's hooks are global: install ours once, before main, so cJSON never
@@ -266,61 +268,14 @@ static int id_valid(const char *s)
 
 static const char id_rule[] = "1 to 128 printable ASCII characters without spaces";
 
-static int b64_val(unsigned char c)
-{
-	if (c >= 'A' && c <= 'Z')
-		return c - 'A';
-	if (c >= 'a' && c <= 'z')
-		return c - 'a' + 26;
-	if (c >= '0' && c <= '9')
-		return c - '0' + 52;
-	if (c == '+')
-		return 62;
-	if (c == '/')
-		return 63;
-	return -1;
-}
-
 int proto_b64_decode(struct buf *out, const char *s, size_t len)
 {
-	if (len % 4)
-		return -1;
-	size_t start = out->len;
-	for (size_t i = 0; i < len; i += 4) {
-		int v[4], pad = 0;
-		for (int j = 0; j < 4; j++) {
-			unsigned char c = (unsigned char)s[i + j];
-			if (c == '=' && i + 4 == len && j >= 2 && (j == 3 || s[i + 3] == '=')) {
-				v[j] = 0;
-				pad++;
-			} else if ((v[j] = b64_val(c)) < 0) {
-				buf_truncate(out, start);
-				return -1;
-			}
-		}
-		unsigned char b[3] = {(unsigned char)(v[0] << 2 | v[1] >> 4),
-				      (unsigned char)(v[1] << 4 | v[2] >> 2),
-				      (unsigned char)(v[2] << 6 | v[3])};
-		buf_add(out, b, (size_t)(3 - pad));
-	}
-	return 0;
+	return b64_decode_buf(out, s, len, B64_STD);
 }
 
 void proto_b64_encode(struct buf *out, const void *data, size_t len)
 {
-	static const char tab[] =
-	    "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-	const unsigned char *p = data;
-	for (size_t i = 0; i < len; i += 3) {
-		unsigned v = (unsigned)p[i] << 16;
-		if (i + 1 < len)
-			v |= (unsigned)p[i + 1] << 8;
-		if (i + 2 < len)
-			v |= p[i + 2];
-		char q[4] = {tab[v >> 18 & 63], tab[v >> 12 & 63],
-			     i + 1 < len ? tab[v >> 6 & 63] : '=', i + 2 < len ? tab[v & 63] : '='};
-		buf_add(out, q, 4);
-	}
+	b64_encode_buf(out, data, len, B64_STD);
 }
 
 static int b64_valid(const char *s)

@@ -32,6 +32,7 @@ enum spawn_stage {
 	SPAWN_ST_GID,
 	SPAWN_ST_UID,
 	SPAWN_ST_CHDIR,
+	SPAWN_ST_CGROUP,
 };
 
 struct spawn_report {
@@ -159,14 +160,42 @@ __attribute__((noreturn)) static void spawn_report(int errfd, int stage, int err
 	_exit(127);
 }
 
-__attribute__((noreturn)) static void spawn_child(struct spawn_child *c)
+/* The kernel's struct sigaction (x86_64 and most 64-bit ABIs): libc's
+ * sigaction() refuses the signals it reserves for itself (32-34), so an
+ * ignored one inherited from our parent would survive execve into the
+ * service. Only SIG_DFL is installed through it, which needs no restorer. */
+struct spawn_ksigaction {
+	void (*handler)(int);
+	unsigned long flags;
+	void (*restorer)(void);
+	unsigned long mask;
+};
+
+static void spawn_default_signal(int s)
 {
-	const struct spawn_opts *o = c->o;
 	struct sigaction dfl;
 	memset(&dfl, 0, sizeof(dfl));
 	dfl.sa_handler = SIG_DFL;
+	if (sigaction(s, &dfl, NULL) == 0 || s == SIGKILL || s == SIGSTOP)
+		return;
+	struct spawn_ksigaction k = { SIG_DFL, 0, NULL, 0 };
+	syscall(SYS_rt_sigaction, s, &k, NULL, sizeof(k.mask));
+}
+
+__attribute__((noreturn)) static void spawn_child(struct spawn_child *c)
+{
+	const struct spawn_opts *o = c->o;
 	for (int s = 1; s < SPAWN_NSIG; s++)
-		sigaction(s, &dfl, NULL); /* fails harmlessly for KILL, STOP */
+		spawn_default_signal(s);
+
+	for (size_t i = 0; i < o->ncgroup_fds; i++) {
+		ssize_t w;
+		do
+			w = write(o->cgroup_fds[i], "0", 1);
+		while (w < 0 && errno == EINTR);
+		if (w != 1)
+			spawn_report(c->errfd, SPAWN_ST_CGROUP, w < 0 ? errno : EIO, (int)i);
+	}
 
 	if (o->pgroup == SPAWN_PGROUP && setpgid(0, 0) < 0)
 		spawn_report(c->errfd, SPAWN_ST_PGROUP, errno, 0);
@@ -264,6 +293,9 @@ static void spawn_describe(const struct spawn_opts *o, const struct spawn_report
 		break;
 	case SPAWN_ST_UID:
 		buf_printf(&b, "setuid %u: ", (unsigned)o->uid);
+		break;
+	case SPAWN_ST_CGROUP:
+		buf_puts(&b, "join cgroup: ");
 		break;
 	case SPAWN_ST_CHDIR:
 		buf_puts(&b, "chdir '");

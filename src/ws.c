@@ -12,6 +12,7 @@
 #include <wslay/wslay.h>
 
 #include "b64.h"
+#include "crypt.h"
 #include "xalloc.h"
 
 struct ws {
@@ -436,86 +437,15 @@ const char *ws_error(const struct ws *ws)
 	return ws->err;
 }
 
-/* SHA-1 (FIPS 180-4), only for the handshake's accept value, which proves
- * the server speaks WebSocket and secures nothing. Kept here so ws needs no
- * crypto library; do not use it for anything else. */
-static uint32_t rol(uint32_t x, int n)
-{
-	return x << n | x >> (32 - n);
-}
-
-static void sha1_block(uint32_t h[5], const unsigned char *b)
-{
-	uint32_t w[80];
-	for (int i = 0; i < 16; i++)
-		w[i] = (uint32_t)b[4 * i] << 24 | (uint32_t)b[4 * i + 1] << 16 |
-		       (uint32_t)b[4 * i + 2] << 8 | b[4 * i + 3];
-	for (int i = 16; i < 80; i++)
-		w[i] = rol(w[i - 3] ^ w[i - 8] ^ w[i - 14] ^ w[i - 16], 1);
-	uint32_t a = h[0], bb = h[1], c = h[2], d = h[3], e = h[4];
-	for (int i = 0; i < 80; i++) {
-		uint32_t f, k;
-		if (i < 20) {
-			f = (bb & c) | (~bb & d);
-			k = 0x5a827999;
-		} else if (i < 40) {
-			f = bb ^ c ^ d;
-			k = 0x6ed9eba1;
-		} else if (i < 60) {
-			f = (bb & c) | (bb & d) | (c & d);
-			k = 0x8f1bbcdc;
-		} else {
-			f = bb ^ c ^ d;
-			k = 0xca62c1d6;
-		}
-		uint32_t t = rol(a, 5) + f + e + k + w[i];
-		e = d;
-		d = c;
-		c = rol(bb, 30);
-		bb = a;
-		a = t;
-	}
-	h[0] += a;
-	h[1] += bb;
-	h[2] += c;
-	h[3] += d;
-	h[4] += e;
-}
-
-static void sha1(unsigned char out[20], const void *data, size_t n)
-{
-	uint32_t h[5] = {0x67452301, 0xefcdab89, 0x98badcfe, 0x10325476, 0xc3d2e1f0};
-	const unsigned char *p = data;
-	size_t i = 0;
-	for (; i + 64 <= n; i += 64)
-		sha1_block(h, p + i);
-	unsigned char last[128] = {0};
-	size_t rest = n - i;
-	memcpy(last, p + i, rest);
-	last[rest] = 0x80;
-	size_t blocks = rest + 9 > 64 ? 2 : 1;
-	uint64_t bits = (uint64_t)n * 8;
-	for (int k = 0; k < 8; k++)
-		last[blocks * 64 - 1 - k] = (unsigned char)(bits >> (8 * k));
-	for (size_t k = 0; k < blocks; k++)
-		sha1_block(h, last + 64 * k);
-	for (int k = 0; k < 5; k++) {
-		out[4 * k] = (unsigned char)(h[k] >> 24);
-		out[4 * k + 1] = (unsigned char)(h[k] >> 16);
-		out[4 * k + 2] = (unsigned char)(h[k] >> 8);
-		out[4 * k + 3] = (unsigned char)h[k];
-	}
-}
-
 static const char guid[] = "258EAFA5-E914-47DA-95CA-C5AB0DC85B11";
 
 void ws_accept_key(char *out, const char *key)
 {
 	struct buf b = BUF_INIT;
-	unsigned char d[20];
+	uint8_t d[CRYPT_SHA1_LEN];
 	buf_puts(&b, key);
 	buf_puts(&b, guid);
-	sha1(d, b.data, b.len);
+	crypt_sha1(b.data, b.len, d);
 	buf_release(&b);
 	b64_encode(out, d, sizeof(d));
 }

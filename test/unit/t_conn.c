@@ -105,16 +105,25 @@ static void srv_request(struct conn *c, void *arg, struct http_parser *req)
 		snprintf(json, sizeof(json), "{\"n\":%d,\"cn\":\"%s\"}", s->nreq, s->cn);
 		CHECK_INT(conn_reply_json(c, 200, json), 0);
 		CHECK_INT(conn_reply_json(c, 200, json), -1); /* answered already */
+		CHECK_STR(http_path(req), "/hello");           /* still readable */
 	} else if (!strcmp(path, "/echo")) {
 		size_t n;
 		const char *b = http_body(req, &n);
 		const char *h[] = { "X-Method", http_method(req), NULL };
 		CHECK_INT(conn_reply(c, 200, h, "application/octet-stream", b, n), 0);
+	} else if (!strcmp(path, "/big")) {
+		char *b = xmalloc(1024 * 1024);
+		memset(b, 'b', 1024 * 1024);
+		CHECK_INT(conn_reply(c, 200, NULL, "text/plain", b, 1024 * 1024), 0);
+		free(b);
 	} else if (!strcmp(path, "/v1/ca")) {
 		CHECK_INT(conn_reply(c, 200, NULL, "text/plain", s->ca_pem, strlen(s->ca_pem)), 0);
 	} else if (!strcmp(path, "/ws")) {
 		CHECK_INT(conn_upgrade(c), 0);
 		CHECK(conn_is_ws(c));
+	} else if (!strcmp(path, "/ws-beat")) {
+		CHECK_INT(conn_upgrade(c), 0);
+		CHECK_INT(conn_ws_heartbeat(c, 50), 0);
 	} else if (!strcmp(path, "/close")) {
 		conn_close(c);
 	} else if (!strcmp(path, "/badheader")) {
@@ -172,7 +181,7 @@ static void srv_start(struct srv *s, struct loop *loop, struct tls_config *tls,
 
 struct cli {
 	struct conn *c;
-	int nready, nresp, status, nup, nmsg, nclose, close_code, ndrain;
+	int nready, nresp, status, nup, nmsg, nclose, close_code, ndrain, npong;
 	int last_type;
 	struct buf body, msg;
 	char close_reason[300];
@@ -214,6 +223,14 @@ static void cli_message(struct conn *c, void *arg, enum ws_type type, const void
 	buf_add(&k->msg, data, len);
 }
 
+static void cli_pong(struct conn *c, void *arg, uint64_t rtt_us)
+{
+	(void)c;
+	(void)rtt_us;
+	struct cli *k = arg;
+	k->npong++;
+}
+
 static void cli_drain(struct conn *c, void *arg)
 {
 	(void)c;
@@ -236,6 +253,7 @@ static const struct conn_handlers cli_h = {
 	.response = cli_response,
 	.upgraded = cli_upgraded,
 	.message = cli_message,
+	.pong = cli_pong,
 	.drain = cli_drain,
 	.close = cli_close,
 };
@@ -426,6 +444,11 @@ TEST(websocket_echo_text_binary_and_200k)
 	CHECK(strstr(conn_error(c.c), "write queue full") != NULL);
 	RUN_UNTIL(loop, c.ndrain >= 1);
 	CHECK_INT(conn_ws_ping(c.c), 0);
+	RUN_UNTIL(loop, c.npong == 1);
+	/* heartbeats: pings go out on their own and pongs come back */
+	CHECK_INT(conn_ws_heartbeat(c.c, 30), 0);
+	RUN_UNTIL(loop, c.npong >= 3);
+	CHECK_INT(conn_ws_heartbeat(c.c, 0), 0);
 	/* orderly close: both sides learn the code */
 	CHECK_INT(conn_ws_close(c.c, 1000, "bye"), 0);
 	RUN_UNTIL(loop, c.nclose == 1 && s.nclose == 1);
@@ -515,7 +538,7 @@ TEST(handshake_cap_and_deadline)
 	struct loop *loop = new_loop();
 	struct tls_config *st = server_cfg(&k, 0), *ct = client_cfg(&k, 0);
 	struct srv s = { 0 };
-	struct listener_opts o = { .max_handshakes = 2, .handshake_ms = 1000 };
+	struct listener_opts o = { .max_handshakes = 2, .handshake_ms = 500 };
 	srv_start(&s, loop, st, &o);
 	char err[256];
 	int raw[5];
@@ -580,6 +603,15 @@ TEST(close_and_free_from_inside_callbacks)
 	CHECK_INT(d.close_code, WS_ABNORMAL);
 	CHECK_INT(s.nmsg, 1);
 	CHECK_INT(s.nclose, 0);
+	/* an upgrade the server answers with 404: the reason says so */
+	struct cli f;
+	cli_connect(&f, loop, &s, ct, "localhost");
+	CHECK_INT(conn_ws_connect(f.c, "/nowhere", NULL), 0);
+	RUN_UNTIL(loop, f.nclose == 1);
+	CHECK_INT(f.nup, 0);
+	CHECK_STR(f.close_reason,
+		  "websocket upgrade refused: 404 Not Found: {\"error\":\"not found\"}");
+	cli_release(&f);
 	/* client side: free inside its own response handler is covered by
 	 * conn_request_sync; a client freed before connecting is fine too */
 	char err[256];
@@ -664,6 +696,25 @@ TEST(plain_pipelined_requests_answered_in_order)
 	}
 	CHECK(strncmp(got.data, "HTTP/1.1 400 ", 13) == 0);
 	close(fd);
+	/* a body over the limit: 413 and close */
+	buf_reset(&got);
+	fd = net_connect(&s.addr, err, sizeof(err));
+	const char *huge = "POST /echo HTTP/1.1\r\nHost: x\r\nContent-Length: 2000000\r\n\r\n";
+	RUN_UNTIL(loop, listener_accepted(s.l) == 3);
+	CHECK_INT(write(fd, huge, strlen(huge)), (long long)strlen(huge));
+	for (;;) {
+		char b[4096];
+		ssize_t r = read(fd, b, sizeof(b));
+		if (r == 0)
+			break;
+		if (r > 0)
+			buf_add(&got, b, (size_t)r);
+		CHECK(loop_now_ms() < until);
+		loop_run_once(loop, 50);
+	}
+	CHECK(strncmp(got.data, "HTTP/1.1 413 ", 13) == 0);
+	CHECK(strstr(got.data, "Connection: close") != NULL);
+	close(fd);
 	buf_release(&got);
 	listener_free(s.l);
 	drain_loop(loop);
@@ -747,4 +798,229 @@ TEST(sync_request_and_pinned_ca_fetch)
 	buf_release(&body);
 	tls_config_free(ct);
 	certs_free(&k);
+}
+
+/* Server and client on separate loops, so the client's bytes all sit in
+ * the server's socket before the server reads: 7 full TLS records (one
+ * 114674-byte message, 14 bytes of frame header). The server's read budget
+ * ends in the middle of the seventh record with the socket empty: only
+ * the loop_fd_pending mark gets the rest read. */
+TEST(tls_pending_data_is_read_without_new_socket_input)
+{
+	struct certs k;
+	certs_make(&k);
+	struct loop *ls = new_loop(), *lc = new_loop();
+	struct tls_config *st = server_cfg(&k, 0), *ct = client_cfg(&k, 0);
+	struct srv s = { 0 };
+	srv_start(&s, ls, st, NULL);
+	struct cli c;
+	cli_connect(&c, lc, &s, ct, "localhost");
+	CHECK_INT(conn_ws_connect(c.c, "/ws", NULL), 0);
+	long long until = loop_now_ms() + 10000;
+	while (!c.nup) {
+		CHECK(loop_now_ms() < until);
+		loop_run_once(ls, 5);
+		loop_run_once(lc, 5);
+	}
+	size_t n = 7 * 16384 - 14;
+	char *big = xmalloc(n);
+	memset(big, 'p', n);
+	CHECK_INT(conn_ws_send(c.c, WS_BINARY, big, n), 0);
+	RUN_UNTIL(lc, conn_ws_queued(c.c) == 0);
+	RUN_UNTIL(ls, s.nmsg == 1);
+	while (c.nmsg < 1) {
+		CHECK(loop_now_ms() < until);
+		loop_run_once(ls, 5);
+		loop_run_once(lc, 5);
+	}
+	CHECK_INT(c.msg.len, n);
+	conn_free(c.c);
+	listener_free(s.l);
+	tls_config_free(st);
+	tls_config_free(ct);
+	drain_loop(ls);
+	drain_loop(lc);
+	loop_free(ls);
+	loop_free(lc);
+	free(big);
+	cli_release(&c);
+	certs_free(&k);
+}
+
+/* Run argv, capturing standard output; returns the exit status. */
+static int run_capture(char *const argv[], struct buf *out)
+{
+	int p[2];
+	CHECK_INT(pipe(p), 0);
+	pid_t pid = fork();
+	CHECK(pid >= 0);
+	if (pid == 0) {
+		dup2(p[1], 1);
+		close(p[0]);
+		close(p[1]);
+		execv(argv[0], argv);
+		_exit(127);
+	}
+	close(p[1]);
+	CHECK_INT(buf_read_fd(out, p[0], 1 << 20), 0);
+	close(p[0]);
+	int st;
+	CHECK_INT(waitpid(pid, &st, 0), pid);
+	return WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
+}
+
+/* A real client: curl verifies our chain and name, reuses the connection
+ * for two requests and posts a body. */
+TEST(curl_talks_to_the_server)
+{
+	if (access("/usr/bin/curl", X_OK) != 0)
+		return; /* curl is not installed: nothing to compare with */
+	struct certs k;
+	certs_make(&k);
+	char err[256];
+	CHECK_INT(pki_write_file("ca.pem", k.ca, 0644, err, sizeof(err)), 0);
+	struct net_addr addr;
+	pid_t pid = fork_server(&k, &addr);
+	char url[100], url2[100], url3[100];
+	snprintf(url, sizeof(url), "https://127.0.0.1:%d/hello", net_addr_port(&addr));
+	snprintf(url2, sizeof(url2), "https://localhost:%d/hello", net_addr_port(&addr));
+	snprintf(url3, sizeof(url3), "https://127.0.0.1:%d/echo", net_addr_port(&addr));
+	struct buf out = BUF_INIT;
+	char *a1[] = { "/usr/bin/curl", "-sS", "--cacert", "ca.pem", url, url, NULL };
+	CHECK_INT(run_capture(a1, &out), 0);
+	CHECK_STR(out.data, "{\"n\":1,\"cn\":\"\"}{\"n\":2,\"cn\":\"\"}");
+	buf_reset(&out);
+	char *a2[] = { "/usr/bin/curl", "-sS", "--cacert", "ca.pem", "--data-binary", "hello body",
+		       url3, NULL };
+	CHECK_INT(run_capture(a2, &out), 0);
+	CHECK_STR(out.data, "hello body");
+	buf_reset(&out);
+	char *a3[] = { "/usr/bin/curl", "-sS", "-o", "/dev/null", "-w", "%{http_code}",
+		       "--cacert", "ca.pem", url2, NULL };
+	CHECK_INT(run_capture(a3, &out), 0);
+	CHECK_STR(out.data, "200");
+	kill(pid, SIGKILL);
+	waitpid(pid, NULL, 0);
+	buf_release(&out);
+	certs_free(&k);
+}
+
+/* Pipelined requests whose answers back up: the server stops parsing while
+ * its output is full and resumes as the client reads. */
+TEST(pipelined_big_replies_resume_after_backpressure)
+{
+	struct loop *loop = new_loop();
+	struct srv s = { 0 };
+	srv_start(&s, loop, NULL, NULL);
+	char err[256];
+	int fd = net_connect(&s.addr, err, sizeof(err));
+	CHECK(fd >= 0);
+	RUN_UNTIL(loop, listener_accepted(s.l) == 1);
+	struct buf req = BUF_INIT;
+	for (int i = 0; i < 19; i++)
+		buf_puts(&req, "GET /big HTTP/1.1\r\nHost: x\r\n\r\n");
+	buf_puts(&req, "GET /big HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
+	CHECK_INT(write(fd, req.data, req.len), (long long)req.len);
+	/* let the server fill the socket before anyone reads */
+	for (int i = 0; i < 20; i++)
+		loop_run_once(loop, 10);
+	CHECK(s.nreq < 20);
+	struct buf got = BUF_INIT;
+	long long until = loop_now_ms() + 10000;
+	for (;;) {
+		char b[65536];
+		ssize_t r = read(fd, b, sizeof(b));
+		if (r == 0)
+			break;
+		if (r > 0)
+			buf_add(&got, b, (size_t)r);
+		CHECK(loop_now_ms() < until);
+		loop_run_once(loop, r > 0 ? 0 : 10);
+	}
+	CHECK_INT(s.nreq, 20);
+	int n = 0;
+	for (const char *p = got.data; (p = strstr(p, "HTTP/1.1 200 OK")); p++)
+		n++;
+	CHECK_INT(n, 20);
+	close(fd);
+	buf_release(&req);
+	buf_release(&got);
+	listener_free(s.l);
+	drain_loop(loop);
+	loop_free(loop);
+}
+
+/* A peer that upgrades and then goes silent (answers no ping) is dropped
+ * by the heartbeat's idle timeout. */
+TEST(heartbeat_drops_a_silent_websocket_peer)
+{
+	struct loop *loop = new_loop();
+	struct srv s = { 0 };
+	srv_start(&s, loop, NULL, NULL);
+	char err[256];
+	int fd = net_connect(&s.addr, err, sizeof(err));
+	CHECK(fd >= 0);
+	const char *req = "GET /ws-beat HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\n"
+			  "Connection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n"
+			  "Sec-WebSocket-Version: 13\r\n\r\n";
+	RUN_UNTIL(loop, listener_accepted(s.l) == 1);
+	CHECK_INT(write(fd, req, strlen(req)), (long long)strlen(req));
+	RUN_UNTIL(loop, s.nclose == 1);
+	CHECK(strstr(s.close_reason, "idle timeout") != NULL);
+	CHECK_INT(s.close_code, WS_ABNORMAL);
+	/* it did receive the 101 and pings (opcode 0x9) meanwhile */
+	char b[4096];
+	ssize_t n = read(fd, b, sizeof(b) - 1);
+	CHECK(n > 0);
+	b[n] = 0;
+	CHECK(strncmp(b, "HTTP/1.1 101 ", 13) == 0);
+	char *body = strstr(b, "\r\n\r\n");
+	CHECK(body && (unsigned char)body[4] == 0x89);
+	close(fd);
+	listener_free(s.l);
+	drain_loop(loop);
+	loop_free(loop);
+}
+
+/* A protocol error (an unmasked client frame): the server answers with a
+ * close frame 1002 that reaches the peer before the connection ends. */
+TEST(websocket_protocol_error_sends_close_frame)
+{
+	struct loop *loop = new_loop();
+	struct srv s = { 0 };
+	srv_start(&s, loop, NULL, NULL);
+	char err[256];
+	int fd = net_connect(&s.addr, err, sizeof(err));
+	CHECK(fd >= 0);
+	const char *req = "GET /ws HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\n"
+			  "Connection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n"
+			  "Sec-WebSocket-Version: 13\r\n\r\n"
+			  "\x81\x02hi"; /* unmasked text frame, in the same write */
+	RUN_UNTIL(loop, listener_accepted(s.l) == 1);
+	CHECK_INT(write(fd, req, strlen(req)), (long long)strlen(req));
+	RUN_UNTIL(loop, s.nclose == 1);
+	CHECK_INT(s.close_code, WS_PROTOCOL_ERROR);
+	CHECK_INT(s.nmsg, 0);
+	struct buf got = BUF_INIT;
+	long long until = loop_now_ms() + 10000;
+	for (;;) {
+		char b[4096];
+		ssize_t r = read(fd, b, sizeof(b));
+		if (r == 0)
+			break;
+		if (r > 0)
+			buf_add(&got, b, (size_t)r);
+		CHECK(loop_now_ms() < until);
+		loop_run_once(loop, r > 0 ? 0 : 10);
+	}
+	char *body = strstr(got.data, "\r\n\r\n");
+	CHECK(body != NULL);
+	body += 4;
+	CHECK((unsigned char)body[0] == 0x88);
+	CHECK((unsigned char)body[2] == 0x03 && (unsigned char)body[3] == 0xea); /* 1002 */
+	close(fd);
+	buf_release(&got);
+	listener_free(s.l);
+	drain_loop(loop);
+	loop_free(loop);
 }
