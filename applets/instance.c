@@ -63,9 +63,15 @@ static int add(struct cli *cli, struct client *cl, const struct client_ctx *ctx,
 		client_utc(exp, when, sizeof(when));
 		client_reltime(exp, time(NULL), rel, sizeof(rel));
 	}
+	/* agent join takes the API address as HOST:PORT */
+	char addr[CLIENT_URL_MAX];
+	if (client_base_parse(ctx->base, NULL, addr, NULL, err, sizeof(err)) < 0) {
+		cli_fail(cli, "context base: %s", err);
+		goto out;
+	}
 	struct buf cmd = BUF_INIT;
 	buf_printf(&cmd, "dployr agent join --base %s --token %s --ca-fingerprint %s --data %s",
-		   ctx->base, token, fp, AGENT_DATA);
+		   addr, token, fp, AGENT_DATA);
 	if (cli->json) {
 		buf_reset(&body);
 		buf_puts(&body, "{\"id\":");
