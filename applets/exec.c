@@ -119,6 +119,10 @@ static int run(struct cli *cli, struct client *cl, const char *name, char **args
 		if (ex.lost)
 			fprintf(stderr, "dployr exec: the output stream broke; output may be "
 					"incomplete\n");
+		if (!ex.ran && !ex.signal)
+			fprintf(stderr, "dployr exec: task %s ended without running "
+					"(cancelled or failed to start)\n",
+				task_id);
 		rc = ex.signal ? 128 + ex.signal : ex.status;
 	}
 out:

@@ -125,7 +125,9 @@ int client_call(struct client *cl, const char *method, const char *path, const c
 
 /* Streaming a task's output (GET /v1/tasks/ID/stream, a WebSocket). */
 struct client_task_exit {
-	int status; /* exit status */
+	int status; /* exit status (1 when the task never ran) */
+	int ran;    /* whether it has an exit status: 0 when cancelled or
+		       failed before it started */
 	int signal; /* 0, or the signal that killed the task */
 	int lost;   /* the stream broke: status came from GET /v1/tasks/ID and
 		       output may be missing */

@@ -589,11 +589,12 @@ static void on_message(struct conn *c, void *arg, enum ws_type type, const void 
 		int64_t st = 0, sig = 0;
 		const struct proto_jv *vs = proto_jv_get(root, "status");
 		const struct proto_jv *vg = proto_jv_get(root, "signal");
-		if (vs && proto_jv_type(vs) != PROTO_J_NULL && proto_jv_int(vs, &st) < 0)
-			st = 1;
+		if (!vs || proto_jv_int(vs, &st) < 0)
+			st = -1;
 		if (vg && proto_jv_type(vg) != PROTO_J_NULL && proto_jv_int(vg, &sig) < 0)
 			sig = 0;
-		s->ex->status = st < 0 || st > 255 ? 1 : (int)st;
+		s->ex->ran = st >= 0 && st <= 255;
+		s->ex->status = s->ex->ran ? (int)st : 1;
 		s->ex->signal = sig < 0 || sig > 127 ? 0 : (int)sig;
 		s->exited = 1;
 		conn_ws_close(c, WS_NORMAL, "");
@@ -655,7 +656,8 @@ static int task_result(struct client *cl, const char *task_id, struct client_tas
 		if (vs && proto_jv_int(vs, &st) == 0) {
 			if (vg)
 				proto_jv_int(vg, &sig);
-			ex->status = st < 0 || st > 255 ? 1 : (int)st;
+			ex->ran = st >= 0 && st <= 255;
+			ex->status = ex->ran ? (int)st : 1;
 			ex->signal = sig < 0 || sig > 127 ? 0 : (int)sig;
 			ex->lost = 1;
 			rc = 0;

@@ -390,6 +390,9 @@ static void mock_request(struct conn *c, void *arg, struct http_parser *req)
 			send_output(c, "stdout", "");
 			conn_ws_send_text(c, "{\"type\":\"progress\"}");
 			conn_ws_send_text(c, "{\"type\":\"exit\",\"status\":3,\"signal\":0}");
+		} else if (strstr(path, "/t-never/")) {
+			conn_ws_send_text(c, "{\"type\":\"exit\",\"state\":\"cancelled\","
+					     "\"status\":-1,\"signal\":0}");
 		} else if (strstr(path, "/t-cancel/")) {
 			send_output(c, "stdout", "started\n");
 		} else if (strstr(path, "/t-stubborn/")) {
@@ -647,8 +650,16 @@ TEST(task_stream_output_exit_cancel_and_loss)
 	CHECK_STR(s.out.data, "hello\n");
 	CHECK_STR(s.err.data, "oops\n");
 	CHECK_INT(ex.status, 3);
+	CHECK_INT(ex.ran, 1);
 	CHECK_INT(ex.signal, 0);
 	CHECK_INT(ex.lost, 0);
+
+	/* cancelled before it ran: no status (base sends -1) */
+	rc = client_task_stream(cl, "t-never", sink_output, NULL, &s, &ex, err, sizeof(err));
+	CHECK_INT(rc, 0);
+	CHECK_INT(ex.ran, 0);
+	CHECK_INT(ex.status, 1);
+	CHECK_INT(ex.signal, 0);
 
 	/* Ctrl-C: a cancel goes to base, and the stream waits for the exit */
 	buf_reset(&s.out);
