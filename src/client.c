@@ -24,6 +24,8 @@
 /* Stream liveness: a ping every PING_MS; silence for IDLE_MS ends it. */
 #define PING_MS 10000
 #define IDLE_MS 35000
+/* Longest wait for a closed conn to finish lingering. */
+#define LINGER_WAIT_MS 2500
 
 /* --- the context file ------------------------------------------------------- */
 
@@ -612,6 +614,9 @@ static void on_close(struct conn *c, void *arg, int code, const char *reason)
 	(void)c;
 	struct stream *s = arg;
 	s->c = NULL;
+	if (s->t_ping)
+		loop_timer_cancel(s->loop, s->t_ping);
+	s->t_ping = 0;
 	if (!s->exited)
 		stream_fail(s, "stream ended before the task's exit (%d%s%s)", code,
 			    reason && *reason ? ": " : "", reason ? reason : "");
@@ -724,6 +729,14 @@ int client_task_stream(struct client *cl, const char *task_id, client_output_fn 
 		conn_free(s.c);
 		s.c = NULL;
 	}
+	if (s.t_ping)
+		loop_timer_cancel(s.loop, s.t_ping);
+	s.t_ping = 0;
+	/* after its close handler a conn still lingers (flush, close_notify,
+	 * drain; at most LINGER_MS in conn.c) and frees itself from a timer */
+	long long until = loop_now_ms() + LINGER_WAIT_MS;
+	while (loop_timer_count(s.loop) > 0 && loop_now_ms() < until)
+		loop_run_once(s.loop, 50);
 	if (s.exited) {
 		rc = 0;
 	} else if (s.interrupts >= 2) {
