@@ -100,4 +100,8 @@ test_expect_success 'login to nothing listening fails with exit 1 and saves noth
 	test ! -e "$HOME/.config/dployr"
 '
 
+test_expect_success 'no sanitizer report (with an ASan build as DPLOYR)' '
+	test_scan_sanitizer_logs
+'
+
 test_done
