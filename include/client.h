@@ -110,6 +110,9 @@ struct client *client_new_ctx(const struct client_ctx *ctx, char *err, size_t er
 void client_free(struct client *cl);
 /* Per-request timeout (default 30 s). */
 void client_set_timeout(struct client *cl, int ms);
+/* How long client_task_stream retries a broken stream (default 60 s;
+ * 0: not at all). */
+void client_set_reconnect(struct client *cl, int ms);
 /* The canonical base URL. */
 const char *client_base(const struct client *cl);
 
@@ -146,7 +149,14 @@ enum {
  * runs SIGINT and SIGTERM are taken over: the first sends a cancel to the
  * task and keeps waiting for its exit; the second stops waiting and
  * returns CLIENT_INTERRUPTED. Returns 0 with *ex filled, or -1 with err.
- * interrupt may be NULL. */
+ * interrupt may be NULL.
+ *
+ * A stream that breaks before the exit is opened again (backoff 0.25 s
+ * doubling to 5 s, for the reconnect time) as long as GET /v1/tasks/ID
+ * does not refuse: base replays a task's stored output from its start to
+ * every new subscriber, so output already passed on is skipped by its
+ * byte offset per stream and nothing is shown twice. After that time the
+ * task's result from GET /v1/tasks/ID is used if it has one (ex->lost). */
 int client_task_stream(struct client *cl, const char *task_id, client_output_fn output,
 		       client_interrupt_fn interrupt, void *arg, struct client_task_exit *ex,
 		       char *err, size_t errlen);

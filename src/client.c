@@ -21,6 +21,7 @@
 #include "xalloc.h"
 
 #define DEFAULT_TIMEOUT_MS 30000
+#define DEFAULT_RECONNECT_MS 60000
 /* Stream liveness: a ping every PING_MS; silence for IDLE_MS ends it. */
 #define PING_MS 10000
 #define IDLE_MS 35000
@@ -365,6 +366,7 @@ struct client {
 	struct tls_config *tls;
 	char *auth; /* "Bearer dpy_...", wiped on free */
 	int timeout_ms;
+	int reconnect_ms;
 };
 
 char *client_fetch_ca(const char *url, const char *pin, int timeout_ms, char *err, size_t errlen)
@@ -384,6 +386,7 @@ struct client *client_new(const char *url, const char *ca_pem, const char *token
 	char addrtext[CLIENT_URL_MAX], m[256];
 	struct client *cl = xcalloc(1, sizeof(*cl));
 	cl->timeout_ms = DEFAULT_TIMEOUT_MS;
+	cl->reconnect_ms = DEFAULT_RECONNECT_MS;
 	if (client_base_parse(url, cl->base, addrtext, cl->host, err, errlen) < 0)
 		goto fail;
 	if (token && client_token_check(token, m, sizeof(m)) < 0) {
@@ -422,6 +425,11 @@ void client_free(struct client *cl)
 void client_set_timeout(struct client *cl, int ms)
 {
 	cl->timeout_ms = ms > 0 ? ms : DEFAULT_TIMEOUT_MS;
+}
+
+void client_set_reconnect(struct client *cl, int ms)
+{
+	cl->reconnect_ms = ms > 0 ? ms : 0;
 }
 
 const char *client_base(const struct client *cl)
@@ -510,6 +518,8 @@ struct stream {
 	void *arg;
 	struct client_task_exit *ex;
 	long long t_ping;
+	size_t seen[2];   /* bytes of stdout, stderr passed on so far */
+	size_t replay[2]; /* bytes received on this connection */
 	int upgraded, cancel_pending, interrupts;
 	int exited; /* the exit message arrived */
 	int failed; /* a reason is in err */
@@ -530,9 +540,7 @@ static void stream_fail(struct stream *s, const char *fmt, ...)
 
 static void send_cancel(struct stream *s)
 {
-	if (!s->c)
-		return;
-	if (!s->upgraded) {
+	if (!s->c || !s->upgraded) {
 		s->cancel_pending = 1;
 		return;
 	}
@@ -581,11 +589,21 @@ static void on_message(struct conn *c, void *arg, enum ws_type type, const void 
 		const char *which = proto_jv_get_str(root, "stream");
 		const char *d = proto_jv_get_str(root, "data");
 		struct buf bytes = BUF_INIT;
-		int fd = which && strcmp(which, "stderr") == 0 ? 2 : 1;
-		if (!d || proto_b64_decode(&bytes, d, strlen(d)) < 0)
+		int k = which && strcmp(which, "stderr") == 0;
+		if (!d || proto_b64_decode(&bytes, d, strlen(d)) < 0) {
 			stream_fail(s, "stream: output message without valid base64 data");
-		else if (bytes.len && s->output)
-			s->output(s->arg, fd, bytes.data, bytes.len);
+		} else {
+			/* after a reconnect: skip what was shown already */
+			size_t pos = s->replay[k];
+			s->replay[k] += bytes.len;
+			if (s->replay[k] > s->seen[k]) {
+				size_t skip = s->seen[k] > pos ? s->seen[k] - pos : 0;
+				if (s->output)
+					s->output(s->arg, k ? 2 : 1, bytes.data + skip,
+						  bytes.len - skip);
+				s->seen[k] = s->replay[k];
+			}
+		}
 		buf_release(&bytes);
 	} else if (t && strcmp(t, "exit") == 0) {
 		int64_t st = 0, sig = 0;
@@ -683,20 +701,82 @@ static int task_id_ok(const char *id)
 	return 1;
 }
 
+/* One connection of the stream: until the exit, a break or a second
+ * interrupt. The reason of a break is in s->err. */
+static void stream_once(struct stream *s, const char *target)
+{
+	struct client *cl = s->cl;
+	char m[256];
+	s->upgraded = 0;
+	s->failed = 0;
+	s->replay[0] = s->replay[1] = 0;
+	s->c = conn_connect(s->loop, &cl->addr, cl->tls, cl->host, cl->timeout_ms, &stream_h, s, m,
+			    sizeof(m));
+	if (!s->c) {
+		stream_fail(s, "base %s: %s", cl->base, m);
+		return;
+	}
+	const char *headers[] = { "Authorization", cl->auth, NULL };
+	if (conn_ws_connect(s->c, target, cl->auth ? headers : NULL) < 0) {
+		stream_fail(s, "stream: %s", conn_error(s->c));
+		conn_free(s->c);
+		s->c = NULL;
+		return;
+	}
+	while (s->c && s->interrupts < 2)
+		if (loop_run_once(s->loop, -1) < 0) {
+			stream_fail(s, "loop: %s", loop_error(s->loop));
+			break;
+		}
+	if (s->c) {
+		conn_free(s->c);
+		s->c = NULL;
+	}
+	if (s->t_ping)
+		loop_timer_cancel(s->loop, s->t_ping);
+	s->t_ping = 0;
+	/* after its close handler a conn still lingers (flush, close_notify,
+	 * drain; at most LINGER_MS in conn.c) and frees itself from a timer */
+	long long until = loop_now_ms() + LINGER_WAIT_MS;
+	while (loop_timer_count(s->loop) > 0 && loop_now_ms() < until)
+		loop_run_once(s->loop, 50);
+}
+
+static void wake_cb(struct loop *loop, long long id, void *arg, int mask)
+{
+	(void)loop;
+	(void)id;
+	(void)mask;
+	*(int *)arg = 1;
+}
+
+/* Sleep ms on the loop, so that signals are still seen. */
+static void stream_pause(struct stream *s, int ms)
+{
+	int woke = 0;
+	long long t = loop_timer_add(s->loop, ms, wake_cb, &woke);
+	while (!woke && s->interrupts < 2)
+		if (loop_run_once(s->loop, -1) < 0)
+			break;
+	if (!woke)
+		loop_timer_cancel(s->loop, t);
+}
+
 int client_task_stream(struct client *cl, const char *task_id, client_output_fn output,
 		       client_interrupt_fn interrupt, void *arg, struct client_task_exit *ex,
 		       char *err, size_t errlen)
 {
 	struct stream s = { .cl = cl, .output = output, .interrupt = interrupt, .arg = arg,
 			    .ex = ex };
-	char target[256], m[256];
-	int rc = -1;
+	char target[256], path[256], m[512];
+	int rc = -1, refused = 0;
 	memset(ex, 0, sizeof(*ex));
 	if (!task_id_ok(task_id)) {
 		snprintf(err, errlen, "task id '%.80s' is not valid", task_id);
 		return -1;
 	}
 	snprintf(target, sizeof(target), "/v1/tasks/%s/stream", task_id);
+	snprintf(path, sizeof(path), "/v1/tasks/%s", task_id);
 	s.loop = loop_new(0, m, sizeof(m));
 	if (!s.loop) {
 		snprintf(err, errlen, "loop: %s", m);
@@ -707,49 +787,41 @@ int client_task_stream(struct client *cl, const char *task_id, client_output_fn 
 		snprintf(err, errlen, "signals: %s", loop_error(s.loop));
 		goto out;
 	}
-	s.c = conn_connect(s.loop, &cl->addr, cl->tls, cl->host, cl->timeout_ms, &stream_h, &s, m,
-			   sizeof(m));
-	if (!s.c) {
-		snprintf(err, errlen, "base %s: %s", cl->base, m);
-		goto out;
-	}
-	const char *headers[] = { "Authorization", cl->auth, NULL };
-	if (conn_ws_connect(s.c, target, cl->auth ? headers : NULL) < 0) {
-		snprintf(err, errlen, "stream: %s", conn_error(s.c));
-		conn_free(s.c);
-		s.c = NULL;
-		goto out;
-	}
-	while (s.c && s.interrupts < 2)
-		if (loop_run_once(s.loop, -1) < 0) {
-			stream_fail(&s, "loop: %s", loop_error(s.loop));
+	/* A broken stream (base restarted, network cut) is opened again while
+	 * the task exists, for up to reconnect_ms: base replays the task's
+	 * stored output from its start, and what was shown already is skipped
+	 * by its offset per stream. */
+	long long give_up = loop_now_ms() + cl->reconnect_ms;
+	int delay = 250;
+	for (;;) {
+		stream_once(&s, target);
+		if (s.exited || s.interrupts >= 2)
+			break;
+		int status = 0;
+		if (client_call(cl, "GET", path, NULL, &status, NULL, NULL, m, sizeof(m)) < 0 &&
+		    status != 0) {
+			snprintf(s.err, sizeof(s.err), "%s", m);
+			refused = 1;
 			break;
 		}
-	if (s.c) {
-		conn_free(s.c);
-		s.c = NULL;
+		if (loop_now_ms() + delay > give_up)
+			break;
+		stream_pause(&s, delay);
+		if (s.interrupts >= 2)
+			break;
+		delay = delay * 2 > 5000 ? 5000 : delay * 2;
 	}
-	if (s.t_ping)
-		loop_timer_cancel(s.loop, s.t_ping);
-	s.t_ping = 0;
-	/* after its close handler a conn still lingers (flush, close_notify,
-	 * drain; at most LINGER_MS in conn.c) and frees itself from a timer */
-	long long until = loop_now_ms() + LINGER_WAIT_MS;
-	while (loop_timer_count(s.loop) > 0 && loop_now_ms() < until)
-		loop_run_once(s.loop, 50);
 	if (s.exited) {
 		rc = 0;
 	} else if (s.interrupts >= 2) {
 		snprintf(err, errlen, "interrupted: stopped waiting for task '%s'", task_id);
 		rc = CLIENT_INTERRUPTED;
-	} else if (task_result(cl, task_id, ex) == 0) {
+	} else if (!refused && task_result(cl, task_id, ex) == 0) {
 		rc = 0;
 	} else {
 		snprintf(err, errlen, "task '%s': %s", task_id, s.err);
 	}
 out:
-	if (s.t_ping)
-		loop_timer_cancel(s.loop, s.t_ping);
 	loop_free(s.loop);
 	return rc;
 }

@@ -34,8 +34,8 @@ start_agent() { # DIR
 	"$DPLOYR" agent --data "$1" --log "$1.log" >>"$1.out" 2>&1 &
 	echo $! >"$1.pid"
 }
-stop() { # NAME: TERM the saved pid and wait until it is gone
-	p=$(cat "$1.pid") && kill -TERM "$p" &&
+stop() { # NAME [SIGNAL]: signal the saved pid (TERM) and wait until it is gone
+	p=$(cat "$1.pid") && kill -"${2:-TERM}" "$p" &&
 	wait_for 20 sh -c "! kill -0 $p 2>/dev/null" && rm -f "$1.pid"
 }
 state_of() { # NAME, through the CLI's JSON
@@ -154,6 +154,20 @@ test_expect_success 'exec: Ctrl-C cancels the task and waits for its exit' '
 	test $rc = 143 &&
 	grep -q "^dployr exec: cancelling task t-" c.err &&
 	! pgrep -f "sleep 61.25" >/dev/null
+'
+
+test_expect_success 'exec survives kill -9 of base: reconnects, no output twice' '
+	"$DPLOYR" exec web-1 -- sh -c "echo a; echo x >&2; while ! test -e $TRASH/go; do sleep 0.05; done; echo b; exit 6" \
+		>k.out 2>k.err &
+	pid=$! &&
+	wait_for 20 grep -q "^a$" k.out &&
+	stop base KILL && start_base && touch go &&
+	wait_for 60 sh -c "! kill -0 $pid 2>/dev/null";
+	wait $pid;
+	rc=$? &&
+	test $rc = 6 &&
+	printf "a\nb\n" >want && test_cmp want k.out &&
+	echo x >want && test_cmp want k.err
 '
 
 test_expect_success 'exec to an offline instance: refused, or queued with --queue' '
