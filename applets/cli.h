@@ -14,8 +14,8 @@ struct cli {
 	const char *synopsis; /* the usage lines, ending in a newline */
 	const char *help;     /* printed after the synopsis by -h */
 	const char *config;   /* --config FILE, or NULL */
-	int json;             /* -o json */
-	int outputs;          /* whether the verb takes -o */
+	int json;	      /* -o json */
+	int outputs;	      /* whether the verb takes -o */
 };
 
 /* Results of cli_option(). */

@@ -104,7 +104,7 @@ static int run(struct cli *cli, struct client *cl, const char *name, char **args
 	if (queue)
 		fprintf(stderr, "queued task %s\n", task_id);
 	fflush(stdout);
-	struct run r = { cli, task_id };
+	struct run r = {cli, task_id};
 	struct client_task_exit ex;
 	/* a background job of a non-interactive shell starts with SIGINT
 	 * ignored; the stream takes it over through the loop's signalfd */
@@ -120,8 +120,9 @@ static int run(struct cli *cli, struct client *cl, const char *name, char **args
 			fprintf(stderr, "dployr exec: the output stream broke; output may be "
 					"incomplete\n");
 		if (!ex.ran && !ex.signal)
-			fprintf(stderr, "dployr exec: task %s ended without running "
-					"(cancelled or failed to start)\n",
+			fprintf(stderr,
+				"dployr exec: task %s ended without running "
+				"(cancelled or failed to start)\n",
 				task_id);
 		rc = ex.signal ? 128 + ex.signal : ex.status;
 	}
@@ -133,7 +134,7 @@ out:
 
 int exec_main(int argc, char **argv)
 {
-	struct cli cli = { .verb = "exec", .synopsis = synopsis, .help = help, .outputs = 1 };
+	struct cli cli = {.verb = "exec", .synopsis = synopsis, .help = help, .outputs = 1};
 	const char *name = NULL;
 	int queue = 0, detach = 0, rc;
 	long timeout_s = 0;

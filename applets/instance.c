@@ -90,8 +90,8 @@ static int add(struct cli *cli, struct client *cl, const struct client_ctx *ctx,
 		cli_print_json(body.data, body.len);
 	} else {
 		printf("instance %s added (id %s)\n", name, id ? id : "?");
-		printf("join token (single use, expires %s%s%s):\n  %s\n", when, has_exp ? ", " : "",
-		       rel, token);
+		printf("join token (single use, expires %s%s%s):\n  %s\n", when,
+		       has_exp ? ", " : "", rel, token);
 		printf("\nrun this on the VM, as root:\n\n  %s\n", cmd.data);
 	}
 	buf_release(&cmd);
@@ -129,7 +129,7 @@ out:
 
 int instance_main(int argc, char **argv)
 {
-	struct cli cli = { .verb = "instance", .synopsis = synopsis, .help = help, .outputs = 1 };
+	struct cli cli = {.verb = "instance", .synopsis = synopsis, .help = help, .outputs = 1};
 	const char *words[3];
 	size_t nwords = 0;
 	int rc, only_words = 0;

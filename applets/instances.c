@@ -28,8 +28,7 @@ static int list(struct cli *cli, struct client *cl)
 	struct buf raw = BUF_INIT;
 	struct proto_json *doc = NULL;
 	int rc = 1;
-	if (client_call(cl, "GET", "/v1/instances", NULL, NULL, &doc, &raw, err, sizeof(err)) <
-	    0) {
+	if (client_call(cl, "GET", "/v1/instances", NULL, NULL, &doc, &raw, err, sizeof(err)) < 0) {
 		cli_fail(cli, "%s", err);
 		goto out;
 	}
@@ -43,8 +42,7 @@ static int list(struct cli *cli, struct client *cl)
 		rc = 0;
 		goto out;
 	}
-	struct table *t =
-	    table_new(6, "NAME", "ID", "STATE", "LAST SEEN", "VERSION", "ADDRESS");
+	struct table *t = table_new(6, "NAME", "ID", "STATE", "LAST SEEN", "VERSION", "ADDRESS");
 	time_t now = time(NULL);
 	for (const struct proto_jv *v = proto_jv_first(root); v; v = proto_jv_next(v)) {
 		char seen[32] = "never";
@@ -69,7 +67,7 @@ out:
 
 int instances_main(int argc, char **argv)
 {
-	struct cli cli = { .verb = "instances", .synopsis = synopsis, .help = help, .outputs = 1 };
+	struct cli cli = {.verb = "instances", .synopsis = synopsis, .help = help, .outputs = 1};
 	int rc;
 	for (int i = 1; i < argc; i++) {
 		int r = cli_option(&cli, argc, argv, &i, &rc);

@@ -56,8 +56,8 @@ static char *read_token(void)
 		tcsetattr(0, TCSAFLUSH, &old);
 		fputc('\n', stderr);
 	}
-	while (b.len && (b.data[b.len - 1] == '\r' || b.data[b.len - 1] == ' ' ||
-			 b.data[b.len - 1] == '\t'))
+	while (b.len &&
+	       (b.data[b.len - 1] == '\r' || b.data[b.len - 1] == ' ' || b.data[b.len - 1] == '\t'))
 		b.data[--b.len] = '\0';
 	return buf_detach(&b, NULL);
 }
@@ -72,7 +72,7 @@ static void wipe_free(char *s)
 
 int login_main(int argc, char **argv)
 {
-	struct cli cli = { .verb = "login", .synopsis = synopsis, .help = help };
+	struct cli cli = {.verb = "login", .synopsis = synopsis, .help = help};
 	const char *base = NULL, *pin = NULL, *token_arg = NULL;
 	int rc;
 	for (int i = 1; i < argc; i++) {
@@ -109,7 +109,7 @@ int login_main(int argc, char **argv)
 		return cli_usage(&cli, "--token: %s", err);
 	}
 
-	struct client_ctx ctx = { 0 };
+	struct client_ctx ctx = {0};
 	struct client *cl = NULL;
 	struct proto_json *who = NULL;
 	char *path = client_config_path(cli.config, err, sizeof(err));
@@ -145,8 +145,8 @@ int login_main(int argc, char **argv)
 		cli_fail(&cli, "%s", err);
 		goto out;
 	}
-	printf("logged in to %s as %s (role %s)\ncontext saved to %s\n", canon,
-	       user ? user : "?", role ? role : "?", path);
+	printf("logged in to %s as %s (role %s)\ncontext saved to %s\n", canon, user ? user : "?",
+	       role ? role : "?", path);
 	rc = 0;
 out:
 	proto_json_free(who);

@@ -20,7 +20,7 @@
 #include "tls.h"
 #include "xalloc.h"
 
-#define DEFAULT_TIMEOUT_MS 30000
+#define DEFAULT_TIMEOUT_MS   30000
 #define DEFAULT_RECONNECT_MS 60000
 /* Stream liveness: a ping every PING_MS; silence for IDLE_MS ends it. */
 #define PING_MS 10000
@@ -46,8 +46,9 @@ char *client_config_path_from(const char *flag, const char *env_config, const ch
 		return xasprintf("%s/dployr/config.json", xdg);
 	if (set(home))
 		return xasprintf("%s/.config/dployr/config.json", home);
-	snprintf(err, errlen, "no context path: set HOME, XDG_CONFIG_HOME or DPLOYR_CONFIG, "
-			      "or pass --config FILE");
+	snprintf(err, errlen,
+		 "no context path: set HOME, XDG_CONFIG_HOME or DPLOYR_CONFIG, "
+		 "or pass --config FILE");
 	return NULL;
 }
 
@@ -85,7 +86,7 @@ static void problem(struct buf *b, const char *fmt, ...)
 	va_end(ap);
 }
 
-static const char *ctx_keys[] = { "base", "ca", "token" };
+static const char *ctx_keys[] = {"base", "ca", "token"};
 
 int client_ctx_parse(struct client_ctx *ctx, const char *text, size_t len, const char *path,
 		     char *err, size_t errlen)
@@ -103,7 +104,7 @@ int client_ctx_parse(struct client_ctx *ctx, const char *text, size_t len, const
 		problem(&probs, "not a JSON object");
 		goto out;
 	}
-	char *vals[3] = { NULL, NULL, NULL };
+	char *vals[3] = {NULL, NULL, NULL};
 	for (size_t i = 0; i < 3; i++) {
 		const struct proto_jv *v = proto_jv_get(root, ctx_keys[i]);
 		if (!v)
@@ -147,8 +148,8 @@ int client_ctx_load(struct client_ctx *ctx, const char *path, char *err, size_t 
 	memset(ctx, 0, sizeof(*ctx));
 	if (buf_read_file(&text, path, CLIENT_CTX_MAX, m, sizeof(m)) < 0) {
 		if (errno == ENOENT)
-			snprintf(err, errlen, "not logged in: run dployr login (no context at '%s')",
-				 path);
+			snprintf(err, errlen,
+				 "not logged in: run dployr login (no context at '%s')", path);
 		else if (errno == E2BIG)
 			snprintf(err, errlen, "context '%s': larger than %d bytes", path,
 				 CLIENT_CTX_MAX);
@@ -294,8 +295,8 @@ int client_base_parse(const char *url, char *canon, char *addr, char *host, char
 	if (*p == '/')
 		p++;
 	if (*p) {
-		snprintf(err, errlen,
-			 "base URL '%s': unexpected '%s' (expected https://HOST:PORT)", url, p);
+		snprintf(err, errlen, "base URL '%s': unexpected '%s' (expected https://HOST:PORT)",
+			 url, p);
 		return -1;
 	}
 	const char *lb = v6 ? "[" : "", *rb = v6 ? "]" : "";
@@ -348,10 +349,11 @@ int client_name_check(const char *name, char *err, size_t errlen)
 		ok = (name[i] >= 'a' && name[i] <= 'z') || isdigit((unsigned char)name[i]) ||
 		     name[i] == '-';
 	if (!ok) {
-		snprintf(err, errlen,
-			 "instance name '%.80s' is not a DNS label (2 to 63 characters of a-z 0-9 -, "
-			 "starting with a letter, not ending with '-', no '--')",
-			 name);
+		snprintf(
+		    err, errlen,
+		    "instance name '%.80s' is not a DNS label (2 to 63 characters of a-z 0-9 -, "
+		    "starting with a letter, not ending with '-', no '--')",
+		    name);
 		return -1;
 	}
 	return 0;
@@ -518,7 +520,7 @@ struct stream {
 	void *arg;
 	struct client_task_exit *ex;
 	long long t_ping;
-	size_t seen[2];   /* bytes of stdout, stderr passed on so far */
+	size_t seen[2];	  /* bytes of stdout, stderr passed on so far */
 	size_t replay[2]; /* bytes received on this connection */
 	int upgraded, cancel_pending, interrupts;
 	int exited; /* the exit message arrived */
@@ -526,7 +528,8 @@ struct stream {
 	char err[512];
 };
 
-static void stream_fail(struct stream *s, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static void stream_fail(struct stream *s, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
 static void stream_fail(struct stream *s, const char *fmt, ...)
 {
 	if (s->failed)
@@ -641,9 +644,9 @@ static void on_close(struct conn *c, void *arg, int code, const char *reason)
 }
 
 static const struct conn_handlers stream_h = {
-	.upgraded = on_upgraded,
-	.message = on_message,
-	.close = on_close,
+    .upgraded = on_upgraded,
+    .message = on_message,
+    .close = on_close,
 };
 
 static void on_signal(struct loop *loop, long long signo, void *arg, int mask)
@@ -716,7 +719,7 @@ static void stream_once(struct stream *s, const char *target)
 		stream_fail(s, "base %s: %s", cl->base, m);
 		return;
 	}
-	const char *headers[] = { "Authorization", cl->auth, NULL };
+	const char *headers[] = {"Authorization", cl->auth, NULL};
 	if (conn_ws_connect(s->c, target, cl->auth ? headers : NULL) < 0) {
 		stream_fail(s, "stream: %s", conn_error(s->c));
 		conn_free(s->c);
@@ -766,8 +769,8 @@ int client_task_stream(struct client *cl, const char *task_id, client_output_fn 
 		       client_interrupt_fn interrupt, void *arg, struct client_task_exit *ex,
 		       char *err, size_t errlen)
 {
-	struct stream s = { .cl = cl, .output = output, .interrupt = interrupt, .arg = arg,
-			    .ex = ex };
+	struct stream s = {
+	    .cl = cl, .output = output, .interrupt = interrupt, .arg = arg, .ex = ex};
 	char target[256], path[256], m[512];
 	int rc = -1, refused = 0;
 	memset(ex, 0, sizeof(*ex));

@@ -73,7 +73,7 @@ static char *make_ca(struct pki_key **keyp)
 	time_t now = time(NULL);
 	struct crypt_rng *rng = crypt_rng_new();
 	struct pki_key *key = pki_key_generate(rng);
-	struct pki_cert_opts o = { .cn = "test CA", .not_before = now - 60, .not_after = now + 3600 };
+	struct pki_cert_opts o = {.cn = "test CA", .not_before = now - 60, .not_after = now + 3600};
 	char *ca = pki_ca_create(key, &o, rng, err, sizeof(err));
 	if (!ca)
 		harness_fail(__FILE__, __LINE__, "%s", err);
@@ -97,7 +97,7 @@ TEST(context_save_modes_and_round_trip)
 {
 	char err[512];
 	char *ca = make_ca(NULL);
-	struct client_ctx ctx = { xstrdup("https://127.0.0.1:7443"), ca, xstrdup(GOOD_TOKEN) };
+	struct client_ctx ctx = {xstrdup("https://127.0.0.1:7443"), ca, xstrdup(GOOD_TOKEN)};
 	umask(0); /* the modes must not depend on the umask */
 	CHECK_INT(client_ctx_save(&ctx, "a/b/dployr/config.json", err, sizeof(err)), 0);
 	CHECK_INT(mode_of("a/b/dployr/config.json"), 0600);
@@ -129,7 +129,7 @@ TEST(context_save_keeps_an_existing_directory_and_replaces_atomically)
 	struct stat before;
 	CHECK_INT(stat("shared/c.json", &before), 0);
 
-	struct client_ctx ctx = { xstrdup("https://[::1]:1"), make_ca(NULL), xstrdup(GOOD_TOKEN) };
+	struct client_ctx ctx = {xstrdup("https://[::1]:1"), make_ca(NULL), xstrdup(GOOD_TOKEN)};
 	CHECK_INT(client_ctx_save(&ctx, "shared/c.json", err, sizeof(err)), 0);
 	CHECK_INT(mode_of("shared"), 0755); /* not ours to change */
 	CHECK_INT(mode_of("shared/c.json"), 0600);
@@ -261,10 +261,20 @@ TEST(base_url_forms)
 	CHECK_INT(client_base_parse("base:1", canon, NULL, NULL, err, sizeof(err)), 0);
 	CHECK_STR(canon, "https://base:1");
 
-	const char *bad[] = { "http://a:1",   "https://",	"https://:1",	  "https://a:0",
-			      "https://a:65536", "https://a:1/x", "https://a:1?q",   "https://u@a:1",
-			      "https://[::1",	 "https://[zz]:1", "https://a:99999999999999",
-			      "https://a:",	 "",		 "https://a b:1" };
+	const char *bad[] = {"http://a:1",
+			     "https://",
+			     "https://:1",
+			     "https://a:0",
+			     "https://a:65536",
+			     "https://a:1/x",
+			     "https://a:1?q",
+			     "https://u@a:1",
+			     "https://[::1",
+			     "https://[zz]:1",
+			     "https://a:99999999999999",
+			     "https://a:",
+			     "",
+			     "https://a b:1"};
 	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
 		err[0] = 0;
 		if (client_base_parse(bad[i], canon, addr, host, err, sizeof(err)) != -1)
@@ -286,15 +296,16 @@ TEST(pin_token_and_name_checks)
 	pin[20] = 'g';
 	CHECK_INT(client_pin_check(pin, err, sizeof(err)), -1);
 	CHECK_INT(client_pin_check("sha256:00", err, sizeof(err)), -1);
-	CHECK_INT(client_pin_check("md5:0123456789abcdefABCDEF0123456789abcdef0123456789abcdef012345678",
-				   err, sizeof(err)),
-		  -1);
+	CHECK_INT(
+	    client_pin_check("md5:0123456789abcdefABCDEF0123456789abcdef0123456789abcdef012345678",
+			     err, sizeof(err)),
+	    -1);
 	CHECK_INT(client_token_check(GOOD_TOKEN, err, sizeof(err)), 0);
 	CHECK_INT(client_token_check("short", err, sizeof(err)), -1);
 	CHECK_INT(client_token_check("dpy_abc\r\nX-Evil: 1", err, sizeof(err)), -1);
 	CHECK(strstr(err, "Evil") == NULL);
 	CHECK_INT(client_name_check("web-1", err, sizeof(err)), 0);
-	const char *bad[] = { "w", "Web-1", "1web", "web-", "we--b", "web/../x", "web 1", "" };
+	const char *bad[] = {"w", "Web-1", "1web", "web-", "we--b", "web/../x", "web 1", ""};
 	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
 		if (client_name_check(bad[i], err, sizeof(err)) != -1)
 			harness_fail(__FILE__, __LINE__, "accepted '%s'", bad[i]);
@@ -383,7 +394,8 @@ static void mock_request(struct conn *c, void *arg, struct http_parser *req)
 	} else if (!strcmp(path, "/v1/tasks/t-flaky")) {
 		conn_reply_json(c, 200, "{\"task_id\":\"t-flaky\",\"state\":\"running\"}");
 	} else if (!strcmp(path, "/v1/tasks/t-lost")) {
-		conn_reply_json(c, 200, "{\"task_id\":\"t-lost\",\"state\":\"done\",\"exit_status\":7}");
+		conn_reply_json(c, 200,
+				"{\"task_id\":\"t-lost\",\"state\":\"done\",\"exit_status\":7}");
 	} else if (!strncmp(path, "/v1/tasks/", 10) && strstr(path, "/stream")) {
 		if (conn_upgrade(c) < 0)
 			return;
@@ -446,12 +458,12 @@ static void stubborn_message(struct conn *c, void *arg, enum ws_type type, const
 }
 
 static const struct conn_handlers stubborn_h = {
-	.message = stubborn_message,
+    .message = stubborn_message,
 };
 
 static const struct conn_handlers mock_h = {
-	.request = mock_request,
-	.message = mock_message,
+    .request = mock_request,
+    .message = mock_message,
 };
 
 /* Serve until killed; the server certificate is for 127.0.0.1. */
@@ -463,9 +475,9 @@ static pid_t mock_start(char **ca_out, struct net_addr *addr)
 	time_t now = time(NULL);
 	struct crypt_rng *rng = crypt_rng_new();
 	struct pki_key *sk = pki_key_generate(rng);
-	const char *ips[] = { "127.0.0.1" };
-	struct pki_cert_opts s = { .cn = "base", .not_before = now - 60, .not_after = now + 3600,
-				   .ips = ips, .nips = 1 };
+	const char *ips[] = {"127.0.0.1"};
+	struct pki_cert_opts s = {
+	    .cn = "base", .not_before = now - 60, .not_after = now + 3600, .ips = ips, .nips = 1};
 	char *srv = pki_server_cert(ca, ca_key, sk, &s, rng, err, sizeof(err));
 	char *skp = pki_key_pem(sk);
 	if (!srv)
@@ -481,10 +493,11 @@ static pid_t mock_start(char **ca_out, struct net_addr *addr)
 		struct loop *loop = loop_new(0, err, sizeof(err));
 		struct tls_config *tls = tls_config_new_server(NULL, srv, skp, 0, err, sizeof(err));
 		struct net_addr a;
-		struct mock m = { ca, 0 };
+		struct mock m = {ca, 0};
 		if (!loop || !tls || net_parse("127.0.0.1:0", &a, err, sizeof(err)) < 0)
 			_exit(1);
-		struct listener *l = listener_new(loop, &a, tls, NULL, &mock_h, &m, err, sizeof(err));
+		struct listener *l =
+		    listener_new(loop, &a, tls, NULL, &mock_h, &m, err, sizeof(err));
 		if (!l || listener_local_addr(l, &a) < 0)
 			_exit(1);
 		if (write(p[1], &a, sizeof(a)) != sizeof(a))
@@ -577,13 +590,12 @@ TEST(calls_verify_the_ca_and_map_errors)
 	CHECK_INT(status, 409);
 	CHECK(doc == NULL);
 	CHECK_STR(err, "instance 'web-1' is offline?[2J");
-	CHECK_INT(client_call(cl, "GET", "/v1/plain-404", NULL, &status, NULL, NULL, err,
-			      sizeof(err)),
-		  -1);
+	CHECK_INT(
+	    client_call(cl, "GET", "/v1/plain-404", NULL, &status, NULL, NULL, err, sizeof(err)),
+	    -1);
 	CHECK_STR(err, "base answered 404 Not Found");
-	CHECK_INT(client_call(cl, "GET", "/v1/garbage", NULL, &status, &doc, NULL, err,
-			      sizeof(err)),
-		  -1);
+	CHECK_INT(
+	    client_call(cl, "GET", "/v1/garbage", NULL, &status, &doc, NULL, err, sizeof(err)), -1);
 	CHECK(strstr(err, "bad reply from base") != NULL);
 	client_free(cl);
 
@@ -656,9 +668,9 @@ TEST(task_stream_output_exit_cancel_and_loss)
 	struct client *cl = client_new(url, ca, GOOD_TOKEN, err, sizeof(err));
 	struct client_task_exit ex;
 
-	struct sink s = { BUF_INIT, BUF_INIT, 0, 0, 0 };
-	int rc = client_task_stream(cl, "t-ok", sink_output, sink_interrupt, &s, &ex, err,
-				    sizeof(err));
+	struct sink s = {BUF_INIT, BUF_INIT, 0, 0, 0};
+	int rc =
+	    client_task_stream(cl, "t-ok", sink_output, sink_interrupt, &s, &ex, err, sizeof(err));
 	if (rc != 0)
 		harness_fail(__FILE__, __LINE__, "%s", err);
 	CHECK_STR(s.out.data, "hello\n");
@@ -736,7 +748,7 @@ TEST(task_stream_second_interrupt_stops_waiting)
 	char *url = url_of(&a);
 	struct client *cl = client_new(url, ca, GOOD_TOKEN, err, sizeof(err));
 	struct client_task_exit ex;
-	struct sink s = { BUF_INIT, BUF_INIT, 2, 0, 0 };
+	struct sink s = {BUF_INIT, BUF_INIT, 2, 0, 0};
 	/* "started" raises the first SIGINT (cancel sent); the task ignores
 	 * it, and its next output raises the second: the wait ends */
 	int rc = client_task_stream(cl, "t-stubborn", sink_output, sink_interrupt, &s, &ex, err,
