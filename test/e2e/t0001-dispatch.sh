@@ -41,7 +41,7 @@ test_expect_success 'an unknown option is a usage error' '
 
 test_expect_success 'argv[0] selects the applet (dployrd, dployr-lint, dployr-base)' '
 	ln -s "$DPLOYR" dployrd && ln -s "$DPLOYR" dployr-lint && ln -s "$DPLOYR" dployr-base &&
-	test_expect_code 2 ./dployrd 2>err && grep -q "dployr agent" err &&
+	test_expect_code 2 ./dployrd --no-such-option 2>err && grep -q "dployr agent" err &&
 	test_expect_code 2 ./dployr-base 2>err && grep -q "dployr base" err &&
 	./dployr-lint --help >out && grep -q "lint" out
 '
