@@ -48,7 +48,7 @@ struct api_config {
 
 struct api_request {
 	const char *method;
-	const char *path; /* raw path, without the query */
+	const char *path;	   /* raw path, without the query */
 	const char *authorization; /* header value or NULL */
 	const char *body;
 	size_t body_len;

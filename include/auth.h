@@ -40,7 +40,7 @@ enum auth_route_id {
 };
 
 #define AUTH_MAX_PARAMS 2
-#define AUTH_PARAM_MAX 128
+#define AUTH_PARAM_MAX	128
 
 struct auth_match {
 	enum auth_route_id route;

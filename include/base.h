@@ -40,8 +40,8 @@ struct base;
 
 /* Listen on both ports. dir stays the caller's and must outlive base.
  * NULL with err on failure. */
-struct base *base_new(struct loop *loop, struct basedir *dir, const struct base_opts *o,
-		      char *err, size_t errlen);
+struct base *base_new(struct loop *loop, struct basedir *dir, const struct base_opts *o, char *err,
+		      size_t errlen);
 /* Not from a loop callback. Ends every connection at once. Accepts NULL. */
 void base_free(struct base *b);
 /* The bound addresses (ports after listening on port 0). */

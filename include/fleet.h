@@ -23,9 +23,9 @@
 #include "crypt.h"
 #include "store.h"
 
-#define FLEET_DBS "instances", "instance_names", "join_tokens"
+#define FLEET_DBS      "instances", "instance_names", "join_tokens"
 #define FLEET_JOIN_TTL (15 * 60)
-#define FLEET_ID_MAX 24	  /* "i-" + 16 hex, with room and the NUL */
+#define FLEET_ID_MAX   24 /* "i-" + 16 hex, with room and the NUL */
 #define FLEET_NAME_MAX 64 /* 63 characters and the NUL */
 
 /* Filled by fleet_get*; written back by fleet_put. */
@@ -54,8 +54,7 @@ int fleet_add(struct store_txn *t, struct crypt_rng *rng, const char *name, int6
 	      struct fleet_instance *out, char **join_token, char *err, size_t errlen);
 /* A new join token for an existing instance (replaces none: an instance
  * may have several). Caller frees. NULL on store failure. */
-char *fleet_join_token_new(struct store_txn *t, struct crypt_rng *rng, const char *id,
-			   int64_t now);
+char *fleet_join_token_new(struct store_txn *t, struct crypt_rng *rng, const char *id, int64_t now);
 /* Redeem a join token: 0 with the instance in *out (the token is deleted,
  * single use), STORE_NOTFOUND for an unknown, used or expired token or a
  * revoked instance, -1 on store failure. */

@@ -30,8 +30,8 @@
 #include "crypt.h"
 #include "store.h"
 
-#define QUEUE_DBS "tasks", "queue", "task_output", "queue_meta"
-#define QUEUE_ID_MAX 24			  /* "t-" + 16 hex and the NUL */
+#define QUEUE_DBS	 "tasks", "queue", "task_output", "queue_meta"
+#define QUEUE_ID_MAX	 24		   /* "t-" + 16 hex and the NUL */
 #define QUEUE_OUTPUT_MAX ((size_t)4 << 20) /* stored output per task */
 
 enum queue_state { QUEUE_QUEUED, QUEUE_RUNNING, QUEUE_DONE, QUEUE_FAILED, QUEUE_CANCELLED };
@@ -84,6 +84,10 @@ int queue_finish(struct store_txn *t, const char *id, enum queue_state state, in
  * cancel_requested and *sent_cancel 1: the caller sends cancel to the
  * agent. Ended tasks are left alone. 0, STORE_NOTFOUND or -1. */
 int queue_cancel(struct store_txn *t, const char *id, int offline, int *need_cancel);
+
+/* End every unfinished task of instance as cancelled (the instance was
+ * removed). Returns the number ended, or -1. */
+int queue_cancel_instance(struct store_txn *t, const char *instance);
 
 /* Append output (stream 'o' or 'e'); silently dropped past
  * QUEUE_OUTPUT_MAX. 0 or -1. */

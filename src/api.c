@@ -64,8 +64,8 @@ static const char *instance_state(const struct api_config *cfg, const struct fle
 static struct proto_json *body_object(const struct api_request *req, struct api_response *r)
 {
 	char err[256];
-	struct proto_json *doc = proto_json_parse(req->body ? req->body : "", req->body_len, err,
-						  sizeof err);
+	struct proto_json *doc =
+	    proto_json_parse(req->body ? req->body : "", req->body_len, err, sizeof err);
 	if (!doc) {
 		fail(r, 400, "request body: %s", err);
 		return NULL;
@@ -235,7 +235,7 @@ static void do_instance_rm(struct store_txn *t, const char *name, struct api_res
 		fail(r, 404, "instance '%s' not found", name);
 		return;
 	}
-	if (rc < 0 || fleet_revoke(t, in.id) < 0) {
+	if (rc < 0 || fleet_revoke(t, in.id) < 0 || queue_cancel_instance(t, in.id) < 0) {
 		fail(r, 500, "store: %s", store_txn_error(t));
 		return;
 	}
@@ -274,7 +274,8 @@ static int exec_payload(const struct proto_jv *o, struct buf *pl, int *queue, ch
 		if (proto_jv_type(env) != PROTO_J_OBJ)
 			buf_puts(&e, "; 'env' must be an object of strings");
 		else
-			for (const struct proto_jv *m = proto_jv_first(env); m; m = proto_jv_next(m))
+			for (const struct proto_jv *m = proto_jv_first(env); m;
+			     m = proto_jv_next(m))
 				if (!proto_jv_str(m) || !*proto_jv_key(m) ||
 				    strchr(proto_jv_key(m), '=')) {
 					buf_puts(&e, "; 'env' must map names (no '=') to strings");
@@ -406,12 +407,12 @@ static void do_task_cancel(const struct api_config *cfg, struct store_txn *t, co
 	queue_task_release(&k);
 }
 
-void api_handle(const struct api_config *cfg, const struct api_request *req,
-		struct api_response *r)
+void api_handle(const struct api_config *cfg, const struct api_request *req, struct api_response *r)
 {
 	struct auth_match m;
 	char user[64], err[256];
-	char deliver_to[FLEET_ID_MAX] = "", cancel_on[FLEET_ID_MAX] = "", revoked[FLEET_ID_MAX] = "";
+	char deliver_to[FLEET_ID_MAX] = "", cancel_on[FLEET_ID_MAX] = "",
+	     revoked[FLEET_ID_MAX] = "";
 	enum auth_role role = AUTH_NONE;
 
 	int st = auth_route(req->method, req->path, &m);

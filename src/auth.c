@@ -17,17 +17,17 @@ struct route {
 
 /* The permission table: every route and the least role that may use it. */
 static const struct route routes[] = {
-	{"GET", "/v1/ca", AUTH_R_CA, AUTH_NONE},
-	{"GET", "/v1/whoami", AUTH_R_WHOAMI, AUTH_GUEST},
-	{"POST", "/v1/join", AUTH_R_JOIN, AUTH_NONE},
-	{"POST", "/v1/instances", AUTH_R_INSTANCES_ADD, AUTH_OWNER},
-	{"GET", "/v1/instances", AUTH_R_INSTANCES_LIST, AUTH_OWNER},
-	{"DELETE", "/v1/instances/*", AUTH_R_INSTANCE_RM, AUTH_OWNER},
-	{"POST", "/v1/instances/*/exec", AUTH_R_INSTANCE_EXEC, AUTH_OWNER},
-	{"GET", "/v1/tasks/*", AUTH_R_TASK_GET, AUTH_OWNER},
-	{"GET", "/v1/tasks/*/stream", AUTH_R_TASK_STREAM, AUTH_OWNER},
-	{"POST", "/v1/tasks/*/cancel", AUTH_R_TASK_CANCEL, AUTH_OWNER},
-	{"GET", "/v1/agent", AUTH_R_AGENT, AUTH_NONE},
+    {"GET", "/v1/ca", AUTH_R_CA, AUTH_NONE},
+    {"GET", "/v1/whoami", AUTH_R_WHOAMI, AUTH_GUEST},
+    {"POST", "/v1/join", AUTH_R_JOIN, AUTH_NONE},
+    {"POST", "/v1/instances", AUTH_R_INSTANCES_ADD, AUTH_OWNER},
+    {"GET", "/v1/instances", AUTH_R_INSTANCES_LIST, AUTH_OWNER},
+    {"DELETE", "/v1/instances/*", AUTH_R_INSTANCE_RM, AUTH_OWNER},
+    {"POST", "/v1/instances/*/exec", AUTH_R_INSTANCE_EXEC, AUTH_OWNER},
+    {"GET", "/v1/tasks/*", AUTH_R_TASK_GET, AUTH_OWNER},
+    {"GET", "/v1/tasks/*/stream", AUTH_R_TASK_STREAM, AUTH_OWNER},
+    {"POST", "/v1/tasks/*/cancel", AUTH_R_TASK_CANCEL, AUTH_OWNER},
+    {"GET", "/v1/agent", AUTH_R_AGENT, AUTH_NONE},
 };
 
 const char *auth_role_name(enum auth_role role)
@@ -66,8 +66,9 @@ static int match(const char *pattern, const char *path, struct auth_match *m)
 			size_t n = strcspn(path, "/");
 			struct buf dec = BUF_INIT;
 			int ok = n > 0 && m->nparams < AUTH_MAX_PARAMS &&
-				 http_pct_decode(&dec, path, n, 0) == 0 && dec.len < AUTH_PARAM_MAX &&
-				 strlen(dec.data) == dec.len && !strchr(dec.data, '/');
+				 http_pct_decode(&dec, path, n, 0) == 0 &&
+				 dec.len < AUTH_PARAM_MAX && strlen(dec.data) == dec.len &&
+				 !strchr(dec.data, '/');
 			if (ok)
 				memcpy(m->params[m->nparams++], dec.data, dec.len + 1);
 			buf_release(&dec);
@@ -149,7 +150,8 @@ int auth_check_bearer(struct store_txn *t, const char *header, char *user, size_
 	const char *h = proto_jv_get_str(proto_json_root(doc), "hash");
 	int rc = -1;
 	if (u && h && strlen(h) == CRYPT_SHA256_HEX_LEN &&
-	    crypt_equal(h, hash, CRYPT_SHA256_HEX_LEN) && role_from_name(proto_jv_get_str(proto_json_root(doc), "role"), role) == 0) {
+	    crypt_equal(h, hash, CRYPT_SHA256_HEX_LEN) &&
+	    role_from_name(proto_jv_get_str(proto_json_root(doc), "role"), role) == 0) {
 		snprintf(user, user_len, "%s", u);
 		rc = 0;
 	}

@@ -16,10 +16,10 @@
 #include "xalloc.h"
 
 #define DEFAULT_HEARTBEAT_MS 5000
-#define DEFAULT_TOKEN_TTL 300
-#define DEFAULT_CERT_TTL (24 * 3600)
-#define DEFAULT_LEASE_MS 30000
-#define NBUCKETS 4096
+#define DEFAULT_TOKEN_TTL    300
+#define DEFAULT_CERT_TTL     (24 * 3600)
+#define DEFAULT_LEASE_MS     30000
+#define NBUCKETS	     4096
 
 /* WebSocket close codes of the agent session (contract). */
 enum { CLOSE_TOKEN_EXPIRED = 4001, CLOSE_REPLACED = 4002, CLOSE_REFUSED = 4003 };
@@ -34,7 +34,7 @@ struct sess {
 	long long t_ping, t_token, t_cert, t_lease, t_close;
 	int close_code, close_tries;
 	char close_reason[124];
-	struct sess *hnext;	    /* bucket chain */
+	struct sess *hnext;	  /* bucket chain */
 	struct sess *prev, *next; /* every session */
 };
 
@@ -135,7 +135,7 @@ static void sess_destroy(struct sess *s)
  * after a message would overtake it: the close waits (polling every
  * CLOSE_POLL_MS, at most CLOSE_POLLS times) until the queue is empty. */
 #define CLOSE_POLL_MS 10
-#define CLOSE_POLLS 200
+#define CLOSE_POLLS   200
 
 static void sess_close_cb(struct loop *loop, long long id, void *arg, int mask)
 {
@@ -272,8 +272,7 @@ static void send_cancel(struct base *b, const char *instance, const char *task)
 	buf_release(&m);
 }
 
-static void sub_message(struct conn *c, void *arg, enum ws_type type, const void *data,
-			size_t len)
+static void sub_message(struct conn *c, void *arg, enum ws_type type, const void *data, size_t len)
 {
 	struct sub *u = arg;
 	char err[128];
@@ -309,8 +308,8 @@ static void sub_close(struct conn *c, void *arg, int code, const char *reason)
 }
 
 static const struct conn_handlers sub_handlers = {
-	.message = sub_message,
-	.close = sub_close,
+    .message = sub_message,
+    .close = sub_close,
 };
 
 static int replay_cb(char stream, const void *data, size_t len, void *arg)
@@ -378,8 +377,10 @@ static void api_request_cb(struct conn *c, void *arg, struct http_parser *msg)
 	} else {
 		conn_reply(c, r.status, NULL, r.content_type, r.body.data, r.body.len);
 	}
-	if (r.status >= 500)
-		log_warn("api", "request failed", "method", req.method, "path", req.path, NULL);
+	char st[8];
+	snprintf(st, sizeof st, "%d", r.status);
+	log_write(r.status >= 500 ? LOG_LVL_WARN : LOG_LVL_INFO, "api", "request", "method",
+		  req.method, "path", req.path, "status", st, "peer", conn_peer_addr(c), NULL);
 	api_response_release(&r);
 }
 
@@ -392,8 +393,8 @@ static void api_close_cb(struct conn *c, void *arg, int code, const char *reason
 }
 
 static const struct conn_handlers api_handlers = {
-	.request = api_request_cb,
-	.close = api_close_cb,
+    .request = api_request_cb,
+    .close = api_close_cb,
 };
 
 static void api_ready_cb(struct conn *c, void *arg)
@@ -410,7 +411,7 @@ static void api_ready_cb(struct conn *c, void *arg)
 }
 
 static const struct conn_handlers api_listen_handlers = {
-	.ready = api_ready_cb,
+    .ready = api_ready_cb,
 };
 
 /* --- API hooks ------------------------------------------------------------------- */
@@ -641,7 +642,8 @@ static void on_cert_renew(struct sess *s, struct proto_msg *m)
 {
 	char err[512];
 	struct store_txn *t = store_txn_begin(s->b->dir->store, 0);
-	char *pem = api_issue_agent_cert(&s->b->api, t, s->id, m->u.cert_renew.csr, err, sizeof err);
+	char *pem =
+	    api_issue_agent_cert(&s->b->api, t, s->id, m->u.cert_renew.csr, err, sizeof err);
 	if (!pem) {
 		store_txn_abort(t);
 		send_error(s, m->id, "cert", err);
@@ -697,9 +699,9 @@ static void on_task_ack(struct sess *s, struct proto_msg *m)
 	result_exit(a->result, &has, &st, &sig);
 	if (strcmp(a->status, "done") == 0 || strcmp(a->status, "failed") == 0 ||
 	    (strcmp(a->status, "duplicate") == 0 && has)) {
-		queue_finish(t, a->task_id, strcmp(a->status, "failed") == 0 ? QUEUE_FAILED
-									      : QUEUE_DONE,
-			     has, st, sig);
+		queue_finish(t, a->task_id,
+			     strcmp(a->status, "failed") == 0 ? QUEUE_FAILED : QUEUE_DONE, has, st,
+			     sig);
 		finished = 1;
 	} else {
 		queue_accept(t, a->task_id);
@@ -719,7 +721,8 @@ static void on_task_ack(struct sess *s, struct proto_msg *m)
 
 /* Apply one event inside t; *exit_task names a task that ended. */
 static void apply_event(struct sess *s, struct store_txn *t, const struct proto_event *e,
-			char *exit_task, struct buf *out_data, char *out_task, const char **out_stream)
+			char *exit_task, struct buf *out_data, char *out_task,
+			const char **out_stream)
 {
 	char err[128];
 	struct proto_json *doc = proto_json_parse(e->body, strlen(e->body), err, sizeof err);
@@ -738,11 +741,13 @@ static void apply_event(struct sess *s, struct store_txn *t, const struct proto_
 	}
 	queue_task_release(&k);
 	if (strcmp(e->kind, "exec_output") == 0) {
-		const char *stream = proto_jv_get_str(o, "stream"), *data = proto_jv_get_str(o, "data");
+		const char *stream = proto_jv_get_str(o, "stream"),
+			   *data = proto_jv_get_str(o, "data");
 		int err_stream = stream && strcmp(stream, "stderr") == 0;
 		if (stream && data && (err_stream || strcmp(stream, "stdout") == 0) &&
 		    proto_b64_decode(out_data, data, strlen(data)) == 0) {
-			queue_output_add(t, task, err_stream ? 'e' : 'o', out_data->data, out_data->len);
+			queue_output_add(t, task, err_stream ? 'e' : 'o', out_data->data,
+					 out_data->len);
 			snprintf(out_task, QUEUE_ID_MAX, "%s", task);
 			*out_stream = err_stream ? "stderr" : "stdout";
 		}
@@ -776,7 +781,8 @@ static void on_event(struct sess *s, struct proto_msg *m)
 		in.last_seen = (int64_t)time(NULL);
 		fleet_put(t, &in);
 		if (store_txn_commit(t, err, sizeof err) < 0) {
-			log_error("session", "event not applied", "instance", s->id, "error", err, NULL);
+			log_error("session", "event not applied", "instance", s->id, "error", err,
+				  NULL);
 			buf_release(&data);
 			return; /* not acked: the agent sends it again */
 		}
@@ -875,8 +881,8 @@ static void agent_close(struct conn *c, void *arg, int code, const char *reason)
 }
 
 static const struct conn_handlers agent_ws_handlers = {
-	.message = agent_message,
-	.close = agent_close,
+    .message = agent_message,
+    .close = agent_close,
 };
 
 static void agent_request(struct conn *c, void *arg, struct http_parser *msg)
@@ -903,8 +909,8 @@ static void agent_http_close(struct conn *c, void *arg, int code, const char *re
 }
 
 static const struct conn_handlers agent_http_handlers = {
-	.request = agent_request,
-	.close = agent_http_close,
+    .request = agent_request,
+    .close = agent_http_close,
 };
 
 /* TLS done: the chain was verified; check the CN is a live instance and
@@ -918,8 +924,11 @@ static void agent_ready(struct conn *c, void *arg)
 	int rc = cn ? fleet_get(t, cn, &in) : STORE_NOTFOUND;
 	store_txn_abort(t);
 	if (rc != 0 || in.revoked || !serial || strcmp(serial, in.cert_serial) != 0) {
-		log_warn("session", "agent certificate refused", "cn", cn, "addr", conn_peer_addr(c),
-			 "reason", rc != 0 ? "unknown instance" : in.revoked ? "revoked" : "old serial",
+		log_warn("session", "agent certificate refused", "cn", cn, "addr",
+			 conn_peer_addr(c), "reason",
+			 rc != 0      ? "unknown instance"
+			 : in.revoked ? "revoked"
+				      : "old serial",
 			 NULL);
 		conn_free(c);
 		return;
@@ -936,13 +945,13 @@ static void agent_ready(struct conn *c, void *arg)
 }
 
 static const struct conn_handlers agent_listen_handlers = {
-	.ready = agent_ready,
+    .ready = agent_ready,
 };
 
 /* --- lifecycle ------------------------------------------------------------------- */
 
-struct base *base_new(struct loop *loop, struct basedir *dir, const struct base_opts *o,
-		      char *err, size_t errlen)
+struct base *base_new(struct loop *loop, struct basedir *dir, const struct base_opts *o, char *err,
+		      size_t errlen)
 {
 	struct base *b = xcalloc(1, sizeof *b);
 	struct net_addr api_addr, agent_addr;
@@ -955,10 +964,11 @@ struct base *base_new(struct loop *loop, struct basedir *dir, const struct base_
 	b->lease_ms = o->lease_ms > 0 ? o->lease_ms : DEFAULT_LEASE_MS;
 	const char *la = o->listen ? o->listen : "127.0.0.1:7443";
 	const char *aa = o->agent_listen ? o->agent_listen : "127.0.0.1:7444";
-	if (net_parse(la, &api_addr, err, errlen) < 0 || net_parse(aa, &agent_addr, err, errlen) < 0)
+	if (net_parse(la, &api_addr, err, errlen) < 0 ||
+	    net_parse(aa, &agent_addr, err, errlen) < 0)
 		goto fail;
-	b->api_tls = tls_config_new_server(NULL, dir->server_pem, dir->server_key_pem, 0, e2,
-					   sizeof e2);
+	b->api_tls =
+	    tls_config_new_server(NULL, dir->server_pem, dir->server_key_pem, 0, e2, sizeof e2);
 	if (b->api_tls)
 		b->agent_tls = tls_config_new_server(dir->ca_pem, dir->server_pem,
 						     dir->server_key_pem, 1, e2, sizeof e2);
@@ -967,8 +977,8 @@ struct base *base_new(struct loop *loop, struct basedir *dir, const struct base_
 		goto fail;
 	}
 	struct listener_opts lo = {0};
-	b->api_l = listener_new(loop, &api_addr, b->api_tls, &lo, &api_listen_handlers, b, err,
-				errlen);
+	b->api_l =
+	    listener_new(loop, &api_addr, b->api_tls, &lo, &api_listen_handlers, b, err, errlen);
 	if (!b->api_l)
 		goto fail;
 	lo.idle_ms = 3 * b->heartbeat_ms;

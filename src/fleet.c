@@ -146,8 +146,7 @@ int fleet_get_by_name(struct store_txn *t, const char *name, struct fleet_instan
 	return fleet_get(t, id, out);
 }
 
-char *fleet_join_token_new(struct store_txn *t, struct crypt_rng *rng, const char *id,
-			   int64_t now)
+char *fleet_join_token_new(struct store_txn *t, struct crypt_rng *rng, const char *id, int64_t now)
 {
 	char *tok = crypt_token_new(rng, "dpyj_");
 	char hash[CRYPT_SHA256_HEX_LEN + 1];

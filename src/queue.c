@@ -297,8 +297,19 @@ int queue_cancel(struct store_txn *t, const char *id, int offline, int *need_can
 	return rc;
 }
 
-int queue_output_add(struct store_txn *t, const char *id, char stream, const void *data,
-		     size_t len)
+int queue_cancel_instance(struct store_txn *t, const char *instance)
+{
+	size_t n;
+	int count = 0;
+	char **ids = pending_ids(t, instance, &n);
+	for (size_t i = 0; i < n; i++)
+		if (queue_finish(t, ids[i], QUEUE_CANCELLED, 0, 0, 0) == 0)
+			count++;
+	free_ids(ids, n);
+	return store_txn_failed(t) ? -1 : count;
+}
+
+int queue_output_add(struct store_txn *t, const char *id, char stream, const void *data, size_t len)
 {
 	struct queue_task k;
 	int rc = queue_get(t, id, &k);

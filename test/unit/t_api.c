@@ -146,8 +146,9 @@ TEST(api_instances_add_list_rm)
 	CHECK_INT(call_get(&e, "POST", "/v1/instances", e.auth, "{\"name\":\"WEB\"}", "error", v,
 			   sizeof v),
 		  400);
-	CHECK_INT(call_get(&e, "POST", "/v1/instances", e.auth, "{\"name\":1}", "error", v, sizeof v),
-		  400);
+	CHECK_INT(
+	    call_get(&e, "POST", "/v1/instances", e.auth, "{\"name\":1}", "error", v, sizeof v),
+	    400);
 	CHECK_INT(call_get(&e, "POST", "/v1/instances", e.auth, "[", "error", v, sizeof v), 400);
 	CHECK_INT(call_get(&e, "POST", "/v1/instances", e.auth, "[]", "error", v, sizeof v), 400);
 	CHECK_INT(call_get(&e, "POST", "/v1/instances", e.auth, NULL, "error", v, sizeof v), 400);
@@ -176,8 +177,8 @@ TEST(api_join_issues_a_certificate_once)
 	struct api_response r;
 	char v[4096], tok[128], id[64], err[256];
 	env_init(&e);
-	CHECK_INT(call_get(&e, "POST", "/v1/instances", e.auth, "{\"name\":\"web-1\"}", "join_token",
-			   tok, sizeof tok),
+	CHECK_INT(call_get(&e, "POST", "/v1/instances", e.auth, "{\"name\":\"web-1\"}",
+			   "join_token", tok, sizeof tok),
 		  201);
 	CHECK_INT(call_get(&e, "POST", "/v1/instances", e.auth, "{\"name\":\"web-2\"}", "id", id,
 			   sizeof id),
@@ -238,11 +239,13 @@ TEST(api_exec_queues_tasks_and_cancels)
 			   sizeof id),
 		  201);
 	const char *run = "{\"argv\":[\"echo\",\"hi\"],\"timeout_s\":5}";
-	CHECK_INT(call_get(&e, "POST", "/v1/instances/web-1/exec", e.auth, run, "error", v, sizeof v),
-		  409);
+	CHECK_INT(
+	    call_get(&e, "POST", "/v1/instances/web-1/exec", e.auth, run, "error", v, sizeof v),
+	    409);
 	CHECK_STR(v, "instance 'web-1' is offline");
-	CHECK_INT(call_get(&e, "POST", "/v1/instances/web-9/exec", e.auth, run, "error", v, sizeof v),
-		  404);
+	CHECK_INT(
+	    call_get(&e, "POST", "/v1/instances/web-9/exec", e.auth, run, "error", v, sizeof v),
+	    404);
 	CHECK_INT(call_get(&e, "POST", "/v1/instances/web-1/exec", e.auth,
 			   "{\"argv\":[],\"timeout_s\":-1,\"env\":{\"A=B\":\"x\"}}", "error", v,
 			   sizeof v),

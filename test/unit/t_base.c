@@ -67,10 +67,10 @@ static void a_response(struct conn *c, void *arg, struct http_parser *msg)
 }
 
 static const struct conn_handlers agent_h = {
-	.upgraded = a_upgraded,
-	.message = a_message,
-	.close = a_close,
-	.response = a_response,
+    .upgraded = a_upgraded,
+    .message = a_message,
+    .close = a_close,
+    .response = a_response,
 };
 
 /* A stream subscriber on the API port: raw text messages, one per line. */
@@ -107,9 +107,9 @@ static void w_close(struct conn *c, void *arg, int code, const char *reason)
 }
 
 static const struct conn_handlers watcher_h = {
-	.upgraded = w_upgraded,
-	.message = w_message,
-	.close = w_close,
+    .upgraded = w_upgraded,
+    .message = w_message,
+    .close = w_close,
 };
 
 struct world {
@@ -336,13 +336,15 @@ TEST(base_agent_session_tasks_events_tokens_certs)
 		 task);
 	event(&a, 3, "exec_output", body);
 	run_until(&w, &x.n, 2);
-	CHECK(strstr(x.text.data, "{\"type\":\"output\",\"stream\":\"stderr\",\"data\":\"AA==\"}\n"));
+	CHECK(
+	    strstr(x.text.data, "{\"type\":\"output\",\"stream\":\"stderr\",\"data\":\"AA==\"}\n"));
 	snprintf(body, sizeof body, "{\"task_id\":\"%s\",\"status\":7}", task);
 	event(&a, 4, "exec_exit", body);
 	run_until(&w, &x.closed, 1);
 	CHECK_INT(x.close_code, 1000);
 	CHECK_INT(x.n, 3);
-	CHECK(strstr(x.text.data, "{\"type\":\"exit\",\"state\":\"done\",\"status\":7,\"signal\":0}\n"));
+	CHECK(strstr(x.text.data,
+		     "{\"type\":\"exit\",\"state\":\"done\",\"status\":7,\"signal\":0}\n"));
 	watcher_release(&x);
 	run_until(&w, &a.n, 8);
 	/* a late subscriber gets everything and the exit at once */
@@ -405,7 +407,8 @@ TEST(base_agent_session_tasks_events_tokens_certs)
 	buf_init(&api.http_body);
 	struct tls_config *cfg = tls_config_new_client(w.dir->ca_pem, NULL, NULL, err, sizeof err);
 	base_api_addr(w.base, &addr);
-	api.c = conn_connect(w.loop, &addr, cfg, "127.0.0.1", 5000, &agent_h, &api, err, sizeof err);
+	api.c =
+	    conn_connect(w.loop, &addr, cfg, "127.0.0.1", 5000, &agent_h, &api, err, sizeof err);
 	tls_config_free(cfg);
 	const char *hdr[] = {"Authorization", w.owner, NULL};
 	CHECK_INT(conn_request(api.c, "DELETE", "/v1/instances/web-1", hdr, NULL, 0), 0);

@@ -157,6 +157,17 @@ TEST(queue_cancel_before_and_after_delivery)
 	CHECK_INT(state_of(s, b), QUEUE_CANCELLED);
 	CHECK_INT(state_of(s, c), QUEUE_CANCELLED);
 	CHECK_INT(lease(s, "i-1", 10, 1, &out), 0);
+	/* removing an instance ends all its unfinished tasks */
+	t = store_txn_begin(s, 0);
+	CHECK_INT(queue_add(t, rng, "i-1", "exec", "{}", 1, a), 0);
+	CHECK_INT(queue_add(t, rng, "i-1", "exec", "{}", 1, b), 0);
+	CHECK_INT(queue_accept(t, b), 0);
+	CHECK_INT(queue_cancel_instance(t, "i-1"), 2);
+	CHECK_INT(queue_cancel_instance(t, "i-1"), 0);
+	CHECK_INT(store_txn_commit(t, err, sizeof err), 0);
+	CHECK_INT(state_of(s, a), QUEUE_CANCELLED);
+	CHECK_INT(state_of(s, b), QUEUE_CANCELLED);
+	CHECK_INT(lease(s, "i-1", 10, 1, &out), 0);
 	/* an ended task stays as it is */
 	t = store_txn_begin(s, 0);
 	CHECK_INT(queue_cancel(t, b, 0, &need), 0);
