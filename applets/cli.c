@@ -9,7 +9,8 @@
 
 #include "applets.h"
 
-static void vmessage(const struct cli *cli, const char *fmt, va_list ap)
+__attribute__((format(printf, 2, 0))) static void vmessage(const struct cli *cli, const char *fmt,
+							   va_list ap)
 {
 	fprintf(stderr, "dployr %s: ", cli->verb);
 	vfprintf(stderr, fmt, ap);
