@@ -109,7 +109,7 @@ $(B)/gen/version.h: FORCE
 
 all: setup
 	$(Q)$(MAKE) -j$(NPROC) --no-print-directory VARIANT=release $(B)/release/dployr tools
-	$(Q)cp $(B)/release/dployr dployr
+	$(Q)strip -o dployr $(B)/release/dployr
 	@echo "  ./dployr ready ($$(file -b dployr | cut -d, -f1-2 | tr -d '\n'), $$(stat -c %s dployr) bytes)"
 
 setup:

@@ -31,6 +31,8 @@ kill_saved() {
 }
 trap kill_saved EXIT
 
+# Daemons start with `ip netns exec` itself in the background (not through
+# these functions), so that $! is the daemon: ip execs it.
 in_a() { ip netns exec "$NSA" "$@"; }
 in_b() { ip netns exec "$NSB" "$@"; }
 api() { # METHOD PATH [BODY], from base's host
@@ -66,13 +68,13 @@ test_expect_success 'base on host A, an agent joined from host B comes online' '
 	"$DPLOYR" base init --data base --name base.test --san "$BASE_IP" >init.out &&
 	sed -n "s/^ca fingerprint: *//p" init.out >fp &&
 	sed -n "s/^owner token: *//p" init.out >owner &&
-	{ in_a "$DPLOYR" base --data base --listen "$BASE_IP:$API" --agent-listen "$BASE_IP:$AGP" \
+	{ ip netns exec "$NSA" "$DPLOYR" base --data base --listen "$BASE_IP:$API" --agent-listen "$BASE_IP:$AGP" \
 		--log base.log >base.out 2>&1 & echo $! >base.pid; } &&
 	wait_for 20 in_a curl -sf --cacert base/ca.crt "https://$BASE_IP:$API/v1/ca" &&
 	api POST /v1/instances "{\"name\":\"far\"}" | field join_token >jt &&
 	in_b "$DPLOYR" agent join --base "$BASE_IP:$API" --token "$(cat jt)" \
 		--ca-fingerprint "$(cat fp)" --data a1 >join.out &&
-	{ in_b "$DPLOYR" agent --data a1 --log a1.log >a1.out 2>&1 & echo $! >a1.pid; } &&
+	{ ip netns exec "$NSB" "$DPLOYR" agent --data a1 --log a1.log >a1.out 2>&1 & echo $! >a1.pid; } &&
 	wait_for 20 online far
 '
 
