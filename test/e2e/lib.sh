@@ -10,7 +10,8 @@
 # Each script gets a fresh trash directory (its cwd, and HOME) under
 # test/e2e/trash.NAME, removed when every test passed. `dployr` runs the
 # binary under test ($DPLOYR, default ./dployr at the top of the tree).
-# Background processes started with test_spawn are killed at exit.
+# Background processes started with test_spawn, and pids saved in
+# $TRASH/*.pid, are killed at exit.
 # Steps are &&-chained; a prerequisite that is missing skips, never fails.
 
 set -u
@@ -37,7 +38,12 @@ test_pids=
 
 dployr() { "$DPLOYR" "$@"; }
 
+# Daemons started from test steps (subshells) save their pid in
+# $TRASH/NAME.pid: those are killed too, before the trash is removed.
 test_cleanup() {
+	for f in "$TRASH"/*.pid; do
+		[ -f "$f" ] && kill -9 "$(cat "$f")" 2>/dev/null
+	done
 	for p in $test_pids; do kill -9 "$p" 2>/dev/null; done
 	for p in $test_pids; do wait "$p" 2>/dev/null; done
 	return 0

@@ -98,4 +98,6 @@ test_expect_success 'the agent process never restarted: it reconnected by itself
 	kill -0 "$(cat a1.pid)" && kill -0 "$(cat base.pid)"
 '
 
+# test_done removes the trash directory (and the pid files) when all passed.
+kill_saved
 test_done
