@@ -45,6 +45,14 @@ test_expect_success 'up -h prints the synopsis; a bad option is a usage error' '
 	test_expect_code 2 dployr up --name Bad_Name 2>err && grep -q "^dployr up: --name" err
 '
 
+test_expect_success 'dployr-up(1) documents every option of up -h' '
+	dployr up -h >help &&
+	for o in $(grep -oE -- "(^| |\[)--?[a-z][a-z-]*" help | tr -d " [" | sort -u); do
+		case $o in --*) f="Fl -${o#--}" ;; *) f="Fl ${o#-}" ;; esac
+		grep -qF -- "$f" "$TOP/man/dployr-up.1" || { say "option $o missing"; return 1; }
+	done
+'
+
 test_expect_success 'first run: init, join, "dployr is up"' '
 	start_up up1.out &&
 	wait_for 60 is_up up1.out &&
