@@ -132,6 +132,7 @@ struct up {
 	long long timer, grace_timer;
 	long long phase_since;
 	int warned;
+	int base_termed; /* SIGTERM sent to base while stopping */
 };
 
 /* --- small helpers ------------------------------------------------------- */
@@ -236,10 +237,18 @@ static void set_phase(struct up *u, enum phase p)
 	u->warned = 0;
 }
 
+/* While stopping: the agent (and a running job) first, so that its
+ * session closes while base still runs; base once they are gone; the loop
+ * ends when nothing is left. */
 static void check_done(struct up *u)
 {
-	if (u->phase == PH_STOPPING && !u->base.pid && !u->agent.pid && !u->job.pid &&
-	    u->job.fd < 0)
+	if (u->phase != PH_STOPPING || u->job.pid || u->agent.pid)
+		return;
+	if (u->base.pid && !u->base_termed) {
+		kill(u->base.pid, SIGTERM);
+		u->base_termed = 1;
+	}
+	if (!u->base.pid && u->job.fd < 0)
 		loop_stop(u->loop);
 }
 
@@ -281,7 +290,10 @@ static void stop_all(struct up *u, int rc)
 			loop_timer_cancel(u->loop, cs[i]->restart_timer);
 			cs[i]->restart_timer = 0;
 		}
-	kill_all(u, SIGTERM);
+	if (u->job.pid)
+		kill(u->job.pid, SIGTERM);
+	if (u->agent.pid)
+		kill(u->agent.pid, SIGTERM);
 	u->grace_timer = loop_timer_add(u->loop, GRACE_MS, grace_cb, u);
 	check_done(u);
 }

@@ -144,7 +144,7 @@ time.sleep(30)" &
 	test_expect_code 1 dployr up --data other --listen 127.0.0.1:$(cat busy.port) \
 		--agent-listen 127.0.0.1:0 --config other.json >o.out 2>o.err &&
 	grep -q "^dployr up: base exited with status 1 before the platform was up" o.err &&
-	grep -q "Address in use" o.err &&
+	grep -q "Address.*in use" o.err &&
 	kill $(cat busy.pid) && ! pgrep -f "$TRASH/other/" >/dev/null
 '
 
