@@ -65,7 +65,7 @@ static const char help[] =
     "  --config FILE        context file written (see dployr-login(1))\n"
     "  -h, --help           show this help\n"
     "\n"
-    "Exit status: 0 stopped by SIGINT/SIGTERM, 1 failure, 2 usage error.\n"
+    "Exit status: 0 stopped by SIGINT/SIGTERM/SIGHUP, 1 failure, 2 usage error.\n"
     "See dployr-up(1).\n";
 
 #define DEFAULT_LISTEN	     "127.0.0.1:7443"
@@ -318,7 +318,7 @@ static void signal_cb(struct loop *loop, long long id, void *arg, int mask)
 		kill_all(u, SIGKILL);
 		return;
 	}
-	say(u, "%s: stopping", id == SIGINT ? "SIGINT" : "SIGTERM");
+	say(u, "%s: stopping", id == SIGINT ? "SIGINT" : id == SIGTERM ? "SIGTERM" : "SIGHUP");
 	stop_all(u, 0);
 }
 
@@ -827,6 +827,28 @@ out:
 	return rc;
 }
 
+/* A daemon of an earlier up that was itself killed (SIGKILL) and left its
+ * children running: pid from DIR/NAME.pid, alive, and its argv naming
+ * DIR. Returns that pid, or 0. */
+static long stale_child(const struct up *u, const char *name)
+{
+	char *pidf = xasprintf("%s/%s.pid", u->dir, name), err[256];
+	struct buf b = BUF_INIT;
+	long pid = 0;
+	if (buf_read_file(&b, pidf, 64, err, sizeof(err)) == 0)
+		pid = strtol(b.data, NULL, 10);
+	buf_reset(&b);
+	char proc[64];
+	snprintf(proc, sizeof(proc), "/proc/%ld/cmdline", pid);
+	if (pid <= 1 || kill((pid_t)pid, 0) < 0 ||
+	    buf_read_file(&b, proc, 64 * 1024, err, sizeof(err)) < 0 ||
+	    !memmem(b.data, b.len, u->dir, strlen(u->dir)))
+		pid = 0;
+	buf_release(&b);
+	free(pidf);
+	return pid;
+}
+
 /* --- main ------------------------------------------------------------------------- */
 
 static char *default_dir(char *err, size_t errlen)
@@ -959,6 +981,17 @@ int up_main(int argc, char **argv)
 			 u.dir);
 		goto out;
 	}
+	static const char *const daemons[] = {"base", "agent"};
+	for (size_t i = 0; i < 2; i++) {
+		long pid = stale_child(&u, daemons[i]);
+		if (pid) {
+			cli_fail(&cli,
+				 "the %s of an earlier dployr up still runs (pid %ld): stop it "
+				 "(kill %ld) and run dployr up again",
+				 daemons[i], pid, pid);
+			goto out;
+		}
+	}
 	int initialised = exists(u.base_dir, "ca.crt");
 	if (initialised && resume(&u, name_given, err, sizeof(err)) < 0) {
 		cli_fail(&cli, "%s", err);
@@ -971,8 +1004,11 @@ int up_main(int argc, char **argv)
 		cli_fail(&cli, "%s", err);
 		goto out;
 	}
+	/* SIGHUP too: the children are in their own process groups and would
+	 * outlive a closed terminal otherwise */
 	if (loop_signal_add(u.loop, SIGINT, signal_cb, &u) < 0 ||
-	    loop_signal_add(u.loop, SIGTERM, signal_cb, &u) < 0) {
+	    loop_signal_add(u.loop, SIGTERM, signal_cb, &u) < 0 ||
+	    loop_signal_add(u.loop, SIGHUP, signal_cb, &u) < 0) {
 		cli_fail(&cli, "%s", loop_error(u.loop));
 		goto out;
 	}

@@ -133,6 +133,24 @@ test_expect_success 'SIGTERM stops the second run too' '
 	none_left
 '
 
+test_expect_success 'SIGHUP (a closed terminal) stops both too' '
+	start_up up3.out && wait_for 60 is_up up3.out &&
+	kill -HUP $(cat up.pid) &&
+	wait_for 30 sh -c "! kill -0 $(cat up.pid) 2>/dev/null" &&
+	none_left && grep -q "^dployr up: SIGHUP: stopping$" up3.out
+'
+
+test_expect_success 'daemons left by a killed up are named, not fought over' '
+	start_up up4.out && wait_for 60 is_up up4.out &&
+	kill -9 $(cat up.pid) && bp=$(cat "$DATA/base.pid") &&
+	test_expect_code 1 dployr up --data "$DATA" --listen 127.0.0.1:$API \
+		--agent-listen 127.0.0.1:$AGP 2>err &&
+	grep -q "^dployr up: the base of an earlier dployr up still runs (pid $bp): stop it (kill $bp)" err &&
+	ap=$(cat "$DATA/agent.pid") && kill $ap &&
+	wait_for 30 sh -c "! kill -0 $ap 2>/dev/null" &&
+	kill $bp && wait_for 30 none_left
+'
+
 test_expect_success 'a base that cannot listen fails the first run clearly' '
 	$PY -c "
 import socket, sys, time, os
