@@ -123,7 +123,7 @@ struct up {
 	char url[CLIENT_URL_MAX];  /* https://HOST:PORT, connectable */
 	char addr[CLIENT_URL_MAX]; /* HOST:PORT, for agent join */
 	char fp[PKI_FINGERPRINT_LEN + 1];
-	char *token; /* owner token; wiped on free */
+	char *token;	  /* owner token; wiped on free */
 	char *name_owned; /* the name read from the agent's data directory */
 	char *ca_pem;
 	struct client *cl;
@@ -418,10 +418,9 @@ static int child_start(struct up *u, struct child *c)
 		fail(u, "open '%s': %s", outf, strerror(errno));
 		goto out;
 	}
-	const char *base_argv[] = {u->exe,	    "base",	 "--data", u->base_dir,
-				   "--listen",	    u->listen,	 "--agent-listen",
-				   u->agent_listen, "--log",	 logf,
-				   NULL};
+	const char *base_argv[] = {
+	    u->exe,	      "base",	       "--data", u->base_dir, "--listen", u->listen,
+	    "--agent-listen", u->agent_listen, "--log",	 logf,	      NULL};
 	const char *agent_argv[] = {u->exe, "agent", "--data", u->agent_dir, "--log", logf, NULL};
 	struct spawn_opts o = {
 	    .argv = c == &u->base ? base_argv : agent_argv,
@@ -518,8 +517,7 @@ static void start_base(struct up *u)
 {
 	if (child_start(u, &u->base) < 0)
 		return;
-	say(u, "base started (pid %ld), waiting for it to answer on %s", (long)u->base.pid,
-	    u->url);
+	say(u, "base started (pid %ld), waiting for it to answer on %s", (long)u->base.pid, u->url);
 	set_phase(u, PH_ANSWER);
 	u->timer = loop_timer_add(u->loop, POLL_MS, answer_cb, u);
 }
@@ -536,8 +534,8 @@ static void start_agent(struct up *u)
 
 static void start_init(struct up *u)
 {
-	const char *argv[8 + 2 * MAX_SANS] = {u->exe, "base", "init", "--data", u->base_dir,
-					      "--name", "localhost"};
+	const char *argv[8 + 2 * MAX_SANS] = {u->exe,	   "base",   "init",	 "--data",
+					      u->base_dir, "--name", "localhost"};
 	size_t n = 7;
 	for (size_t i = 0; i < u->nsans; i++) {
 		argv[n++] = "--san";
@@ -656,8 +654,8 @@ static void start_join(struct up *u)
 	char *tokenv = xasprintf("DPLOYR_JOIN_TOKEN=%s", tok);
 	envp[k++] = tokenv;
 	envp[k] = NULL;
-	const char *argv[] = {u->exe,		 "agent", "join",      "--base",     u->addr,
-			      "--ca-fingerprint", u->fp,   "--data",   u->agent_dir, NULL};
+	const char *argv[] = {u->exe, "agent",	"join",	      "--base", u->addr, "--ca-fingerprint",
+			      u->fp,  "--data", u->agent_dir, NULL};
 	say(u, "instance \"%s\" added; joining the local agent", u->name);
 	set_phase(u, PH_JOIN);
 	job_start(u, "agent join", argv, envp, 0);
@@ -766,7 +764,8 @@ static void online_cb(struct loop *loop, long long id, void *arg, int mask)
 	}
 	if (!u->warned && loop_now_ms() - u->phase_since > ONLINE_WARN_MS) {
 		u->warned = 1;
-		say(u, "agent \"%s\" is not online after %d s (%s); still waiting, see %s/agent.log",
+		say(u,
+		    "agent \"%s\" is not online after %d s (%s); still waiting, see %s/agent.log",
 		    u->name, ONLINE_WARN_MS / 1000, state ? state : err, u->dir);
 	}
 	free(state);
@@ -976,8 +975,9 @@ int up_main(int argc, char **argv)
 	lockfd = open(lockf, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
 	free(lockf);
 	if (lockfd < 0 || flock(lockfd, LOCK_EX | LOCK_NB) < 0) {
-		cli_fail(&cli, errno == EWOULDBLOCK ? "'%s' is in use by another dployr up"
-						      : "'%s': cannot lock",
+		cli_fail(&cli,
+			 errno == EWOULDBLOCK ? "'%s' is in use by another dployr up"
+					      : "'%s': cannot lock",
 			 u.dir);
 		goto out;
 	}
