@@ -1,6 +1,7 @@
 # dployr: one static executable, built with musl.
 #
 #   make            set up what is missing (packages, pinned sources), build ./dployr
+#   make up         build, then run ./dployr up (base and a local agent) in the foreground
 #   make test       build, then run every test (unit, ASan+UBSan unit, e2e, fuzz smoke)
 #   make asan       dynamic clang build with ASan+UBSan: build/asan/dployr, build/asan/unit
 #   make fuzz       libFuzzer targets under build/fuzz/
@@ -145,6 +146,11 @@ fuzz:
 fuzz-bins: $(FUZZ_BIN)
 $(B)/fuzz/%: $(O)/test/fuzz/%.o $(O)/libdployr.a $(O)/libvendor.a
 	$(Q)$(CC) $(VARIANT_LDFLAGS) -o $@ $^
+
+# The platform on this machine in the foreground (dployr-up(1)); Ctrl-C stops it.
+.PHONY: up
+up: all
+	./dployr up
 
 test: all
 	$(Q)scripts/setup test
