@@ -42,6 +42,7 @@ struct api_config {
 	const char *ca_pem;
 	const struct pki_key *ca_key;
 	const char *agent_addr; /* told to joining agents ("host:port") */
+	const uint8_t *master;	/* CRYPT_KEY_LEN bytes: secrets' master key */
 	int cert_ttl_s;		/* agent certificates (0: 24 h) */
 	struct api_hooks hooks;
 };
@@ -49,6 +50,7 @@ struct api_config {
 struct api_request {
 	const char *method;
 	const char *path;	   /* raw path, without the query */
+	const char *query;	   /* raw query after '?', or NULL */
 	const char *authorization; /* header value or NULL */
 	const char *body;
 	size_t body_len;
@@ -73,5 +75,13 @@ void api_handle(const struct api_config *cfg, const struct api_request *req,
  * (inside t). Returns the PEM (caller frees) or NULL with err. */
 char *api_issue_agent_cert(const struct api_config *cfg, struct store_txn *t, const char *id,
 			   const char *csr_pem, char *err, size_t errlen);
+
+/* Deployments (deploys.h) run one at a time per service: when none of
+ * cluster/service runs, start the oldest queued one and queue its "deploy"
+ * task ({"deployment_id","blueprint"}; base adds the service's secrets
+ * when it sends the task) for its instance. Sets deliver_to (FLEET_ID_MAX
+ * bytes) to that instance when one was queued. 0, or -1 with t poisoned. */
+int api_deploy_start_next(const struct api_config *cfg, struct store_txn *t, const char *cluster,
+			  const char *service, char *deliver_to);
 
 #endif

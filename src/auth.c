@@ -27,6 +27,15 @@ static const struct route routes[] = {
     {"GET", "/v1/tasks/*", AUTH_R_TASK_GET, AUTH_OWNER},
     {"GET", "/v1/tasks/*/stream", AUTH_R_TASK_STREAM, AUTH_OWNER},
     {"POST", "/v1/tasks/*/cancel", AUTH_R_TASK_CANCEL, AUTH_OWNER},
+    {"POST", "/v1/deployments", AUTH_R_DEPLOY_CREATE, AUTH_MEMBER},
+    {"GET", "/v1/deployments/*", AUTH_R_DEPLOY_GET, AUTH_GUEST},
+    {"GET", "/v1/deployments/*/log", AUTH_R_DEPLOY_LOG, AUTH_GUEST},
+    {"POST", "/v1/deployments/*/cancel", AUTH_R_DEPLOY_CANCEL, AUTH_MEMBER},
+    {"GET", "/v1/services", AUTH_R_SERVICES_LIST, AUTH_GUEST},
+    {"GET", "/v1/services/*/deployments", AUTH_R_SERVICE_DEPLOYS, AUTH_GUEST},
+    {"GET", "/v1/services/*/secrets", AUTH_R_SECRETS_LIST, AUTH_MEMBER},
+    {"PUT", "/v1/services/*/secrets/*", AUTH_R_SECRET_SET, AUTH_ADMIN},
+    {"DELETE", "/v1/services/*/secrets/*", AUTH_R_SECRET_RM, AUTH_ADMIN},
     {"GET", "/v1/agent", AUTH_R_AGENT, AUTH_NONE},
 };
 

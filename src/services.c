@@ -1,0 +1,428 @@
+/* services: see services.h. */
+#include "services.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include "bp.h"
+#include "crypt.h"
+#include "diag.h"
+#include "log.h"
+#include "pipeline.h"
+#include "proto.h"
+#include "xalloc.h"
+
+#define MOD	      "services"
+#define LOG_FLUSH_MS  100
+#define LOG_FLUSH_MAX 8192
+#define TASK_PREFIX   "svctask/"
+
+struct svc {
+	struct services *ss;
+	char *name;
+	struct pipeline *p;
+	char *task; /* the deploy task in progress, or NULL */
+	char *dep;  /* its deployment id */
+	struct buf log;
+	long long flush_timer;
+	struct svc *next;
+};
+
+struct services {
+	struct loop *loop;
+	struct store *store;
+	struct spool *spool;
+	char *dir; /* DATA/services */
+	loop_fn notify;
+	void *arg;
+	int meta;
+	struct svc *list;
+};
+
+static void notify(struct services *ss)
+{
+	if (ss->notify)
+		ss->notify(ss->loop, 0, ss->arg, 0);
+}
+
+int services_handles(const char *kind)
+{
+	return !strcmp(kind, "deploy") || !strcmp(kind, "deploy_cancel");
+}
+
+struct services *services_new(struct loop *loop, struct store *s, struct spool *sp,
+			      const char *data_dir, loop_fn notify_fn, void *arg, char *err,
+			      size_t errlen)
+{
+	int meta = store_db(s, "meta");
+	if (meta < 0) {
+		snprintf(err, errlen, "services: the store has no 'meta' database");
+		return NULL;
+	}
+	struct services *ss = xcalloc(1, sizeof(*ss));
+	ss->loop = loop;
+	ss->store = s;
+	ss->spool = sp;
+	ss->dir = xasprintf("%s/services", data_dir);
+	ss->notify = notify_fn;
+	ss->arg = arg;
+	ss->meta = meta;
+	return ss;
+}
+
+static void svc_free(struct svc *v)
+{
+	if (v->flush_timer)
+		loop_timer_cancel(v->ss->loop, v->flush_timer);
+	pipeline_free(v->p);
+	free(v->name);
+	free(v->task);
+	free(v->dep);
+	buf_release(&v->log);
+	free(v);
+}
+
+void services_free(struct services *ss)
+{
+	if (!ss)
+		return;
+	while (ss->list) {
+		struct svc *v = ss->list;
+		ss->list = v->next;
+		svc_free(v);
+	}
+	free(ss->dir);
+	free(ss);
+}
+
+size_t services_busy(const struct services *ss)
+{
+	size_t n = 0;
+	for (const struct svc *v = ss->list; v; v = v->next)
+		n += v->task != NULL;
+	return n;
+}
+
+/* Record task_id's state ("running", "done") and spool an event (kind may
+ * be NULL) in one transaction. 0, or -1 with err. */
+static int record(struct services *ss, const char *task_id, const char *state, const char *kind,
+		  const char *body, char *err, size_t errlen)
+{
+	struct buf key = BUF_INIT;
+	buf_printf(&key, TASK_PREFIX "%s", task_id);
+	struct store_txn *t = store_txn_begin(ss->store, 0);
+	store_put(t, ss->meta, key.data, key.len, state, strlen(state));
+	if (kind)
+		spool_add_txn(ss->spool, t, kind, body);
+	buf_release(&key);
+	return store_txn_commit(t, err, errlen);
+}
+
+/* The recorded state of task_id appended to out: 1, 0 unknown, -1. */
+static int recorded(struct services *ss, const char *task_id, struct buf *out)
+{
+	struct buf key = BUF_INIT;
+	buf_printf(&key, TASK_PREFIX "%s", task_id);
+	struct store_txn *t = store_txn_begin(ss->store, 1);
+	int rc = store_get_buf(t, ss->meta, key.data, key.len, out);
+	int failed = store_txn_failed(t);
+	store_txn_abort(t);
+	buf_release(&key);
+	return failed ? -1 : rc == 0 ? 1 : 0;
+}
+
+static void spool_event(struct services *ss, const char *kind, const char *body)
+{
+	char err[256];
+	if (spool_add(ss->spool, kind, body, err, sizeof(err)) == 0)
+		log_error(MOD, "event not spooled", "kind", kind, "error", err, NULL);
+	notify(ss);
+}
+
+static void body_start(struct buf *b, const char *task, const char *dep)
+{
+	buf_puts(b, "{\"task_id\":");
+	buf_json_cstr(b, task);
+	buf_puts(b, ",\"deployment_id\":");
+	buf_json_cstr(b, dep);
+}
+
+static void flush_log(struct svc *v)
+{
+	if (v->flush_timer) {
+		loop_timer_cancel(v->ss->loop, v->flush_timer);
+		v->flush_timer = 0;
+	}
+	if (!v->log.len || !v->task)
+		return;
+	struct buf b = BUF_INIT;
+	body_start(&b, v->task, v->dep);
+	buf_puts(&b, ",\"text\":");
+	buf_json_str(&b, v->log.data, v->log.len);
+	buf_puts(&b, "}");
+	spool_event(v->ss, "deploy_log", b.data);
+	buf_release(&b);
+	buf_reset(&v->log);
+}
+
+static void flush_cb(struct loop *loop, long long id, void *arg, int mask)
+{
+	struct svc *v = arg;
+	(void)loop;
+	(void)id;
+	(void)mask;
+	v->flush_timer = 0;
+	flush_log(v);
+}
+
+static void on_stage(struct pipeline *p, void *arg, int stage)
+{
+	struct svc *v = arg;
+	(void)p;
+	if (!v->task)
+		return;
+	flush_log(v);
+	struct buf b = BUF_INIT;
+	body_start(&b, v->task, v->dep);
+	buf_puts(&b, ",\"stage\":");
+	buf_json_cstr(&b, pipeline_stage_name((enum pipeline_stage)stage));
+	buf_puts(&b, "}");
+	spool_event(v->ss, "deploy_stage", b.data);
+	buf_release(&b);
+}
+
+static void on_log(struct pipeline *p, void *arg, const char *line)
+{
+	struct svc *v = arg;
+	(void)p;
+	if (!v->task)
+		return;
+	buf_puts(&v->log, line);
+	buf_putc(&v->log, '\n');
+	if (v->log.len >= LOG_FLUSH_MAX)
+		flush_log(v);
+	else if (!v->flush_timer)
+		v->flush_timer = loop_timer_add(v->ss->loop, LOG_FLUSH_MS, flush_cb, v);
+}
+
+/* The end of task/dep: deploy_done, and the task recorded done. */
+static void finish(struct services *ss, const char *task, const char *dep,
+		   const struct pipeline_result *r, const char *outcome, const char *reason)
+{
+	char err[256];
+	struct buf b = BUF_INIT;
+	body_start(&b, task, dep);
+	buf_puts(&b, ",\"outcome\":");
+	buf_json_cstr(&b, outcome);
+	buf_puts(&b, ",\"reason\":");
+	buf_json_cstr(&b, reason ? reason : "");
+	if (r) {
+		buf_puts(&b, ",\"stage\":");
+		buf_json_cstr(&b, pipeline_stage_name(r->stage));
+		buf_puts(&b, ",\"release\":");
+		buf_json_cstr(&b, r->release ? r->release : "");
+		buf_puts(&b, ",\"runtime_version\":");
+		buf_json_cstr(&b, r->runtime_version ? r->runtime_version : "");
+		buf_puts(&b, ",\"revision\":");
+		buf_json_cstr(&b, r->revision ? r->revision : "");
+		buf_printf(&b, ",\"pid\":%d,\"port\":%d", (int)r->pid, r->port);
+	}
+	buf_puts(&b, "}");
+	if (record(ss, task, "done", "deploy_done", b.data, err, sizeof(err)) < 0)
+		log_error(MOD, "deploy end not recorded", "task", task, "error", err, NULL);
+	log_info(MOD, "deploy ended", "deployment", dep, "outcome", outcome, NULL);
+	buf_release(&b);
+	notify(ss);
+}
+
+static void on_done(struct pipeline *p, void *arg, const struct pipeline_result *r)
+{
+	struct svc *v = arg;
+	(void)p;
+	if (!v->task)
+		return;
+	flush_log(v);
+	char *task = v->task, *dep = v->dep;
+	v->task = v->dep = NULL;
+	finish(v->ss, task, dep, r, pipeline_outcome_name(r->outcome), r->reason);
+	free(task);
+	free(dep);
+}
+
+static struct svc *find_svc(struct services *ss, const char *name)
+{
+	for (struct svc *v = ss->list; v; v = v->next)
+		if (!strcmp(v->name, name))
+			return v;
+	return NULL;
+}
+
+static struct svc *get_svc(struct services *ss, const char *name, char *err, size_t errlen)
+{
+	struct svc *v = find_svc(ss, name);
+	if (v)
+		return v;
+	mkdir(ss->dir, 0700);
+	char *dir = xasprintf("%s/%s", ss->dir, name);
+	v = xcalloc(1, sizeof(*v));
+	v->ss = ss;
+	v->name = xstrdup(name);
+	buf_init(&v->log);
+	struct pipeline_opts o = {0};
+	o.name = name;
+	o.dir = dir;
+	o.on_stage = on_stage;
+	o.on_log = on_log;
+	o.on_done = on_done;
+	o.arg = v;
+	v->p = pipeline_new(ss->loop, &o, err, errlen);
+	free(dir);
+	if (!v->p) {
+		svc_free(v);
+		return NULL;
+	}
+	v->next = ss->list;
+	ss->list = v;
+	return v;
+}
+
+/* Secrets of the payload as "NAME=value" strings (wipe and free with
+ * free_env). */
+static char **secret_env(const struct proto_jv *sec, size_t *n)
+{
+	*n = 0;
+	if (!sec || proto_jv_type(sec) != PROTO_J_OBJ)
+		return NULL;
+	char **env = xcalloc(proto_jv_len(sec) + 1, sizeof(*env));
+	for (const struct proto_jv *m = proto_jv_first(sec); m; m = proto_jv_next(m))
+		if (proto_jv_str(m))
+			env[(*n)++] = xasprintf("%s=%s", proto_jv_key(m), proto_jv_str(m));
+	return env;
+}
+
+static void free_env(char **env, size_t n)
+{
+	for (size_t i = 0; i < n; i++) {
+		crypt_wipe(env[i], strlen(env[i]));
+		free(env[i]);
+	}
+	free(env);
+}
+
+static void deploy(struct services *ss, const char *task_id, const struct proto_jv *o)
+{
+	char why[1024];
+	const char *dep = proto_jv_get_str(o, "deployment_id");
+	const char *text = proto_jv_get_str(o, "blueprint");
+	const char *rb = proto_jv_get_str(o, "rollback_of");
+	struct diag_list dl;
+	diag_list_init(&dl);
+	struct bp_file *f = NULL;
+	size_t nsec = 0;
+	char **sec = NULL;
+	if (!dep || !text) {
+		finish(ss, task_id, dep ? dep : "", NULL, "error",
+		       "deploy task: 'deployment_id' and 'blueprint' are required");
+		goto out;
+	}
+	f = bp_parse("blueprint", text, strlen(text), &dl);
+	const struct bp *bp = bp_file_count(f) == 1 ? bp_file_get(f, 0) : NULL;
+	if (!bp || bp->nerrors || !bp->name) {
+		finish(ss, task_id, dep, NULL, "error", "deploy task: the blueprint is not valid");
+		goto out;
+	}
+	struct svc *v = get_svc(ss, bp->name, why, sizeof(why));
+	if (!v) {
+		finish(ss, task_id, dep, NULL, "error", why);
+		goto out;
+	}
+	if (v->task) {
+		snprintf(why, sizeof(why), "service '%s' is deploying '%s'", bp->name, v->dep);
+		finish(ss, task_id, dep, NULL, "error", why);
+		goto out;
+	}
+	sec = secret_env(proto_jv_get(o, "secrets"), &nsec);
+	struct pipeline_req req = {0};
+	req.id = rb && *rb ? rb : dep;
+	req.bp = bp;
+	req.secrets = (const char *const *)sec;
+	req.nsecrets = nsec;
+	v->task = xstrdup(task_id);
+	v->dep = xstrdup(dep);
+	int rc = rb && *rb ? pipeline_rollback(v->p, &req, why, sizeof(why))
+			   : pipeline_deploy(v->p, &req, why, sizeof(why));
+	if (rc < 0) {
+		free(v->task);
+		free(v->dep);
+		v->task = v->dep = NULL;
+		finish(ss, task_id, dep, NULL, "error", why);
+		goto out;
+	}
+	log_info(MOD, "deploy started", "service", bp->name, "deployment", dep, NULL);
+out:
+	free_env(sec, nsec);
+	bp_file_free(f);
+	diag_list_release(&dl);
+}
+
+enum services_status services_submit(struct services *ss, const char *task_id, const char *kind,
+				     const char *payload, struct buf *result, char *err,
+				     size_t errlen)
+{
+	struct buf st = BUF_INIT;
+	int rc = recorded(ss, task_id, &st);
+	if (rc < 0) {
+		snprintf(err, errlen, "task '%s': store failure", task_id);
+		buf_release(&st);
+		return SERVICES_ERROR;
+	}
+	if (rc == 1) {
+		int running = st.len && !strcmp(st.data, "running");
+		buf_release(&st);
+		int mine = 0;
+		for (struct svc *v = ss->list; v; v = v->next)
+			mine |= v->task && !strcmp(v->task, task_id);
+		if (running && !mine) {
+			/* recorded, but its pipeline died with an earlier agent */
+			char e2[128];
+			struct proto_json *doc = proto_json_parse(payload, strlen(payload), e2, sizeof(e2));
+			const char *dep =
+			    doc ? proto_jv_get_str(proto_json_root(doc), "deployment_id") : NULL;
+			finish(ss, task_id, dep ? dep : "", NULL, "error",
+			       "the agent restarted during the deploy");
+			proto_json_free(doc);
+		}
+		if (!running && result && strcmp(kind, "deploy") != 0)
+			buf_puts(result, "{\"status\":0}");
+		return SERVICES_DUPLICATE;
+	}
+	buf_release(&st);
+	if (record(ss, task_id, "running", NULL, NULL, err, errlen) < 0)
+		return SERVICES_ERROR;
+	char why[256];
+	struct proto_json *doc = proto_json_parse(payload, strlen(payload), why, sizeof(why));
+	const struct proto_jv *o = doc ? proto_json_root(doc) : NULL;
+	if (!strcmp(kind, "deploy")) {
+		if (o)
+			deploy(ss, task_id, o);
+		else
+			finish(ss, task_id, "", NULL, "error", "deploy task: payload is not JSON");
+		proto_json_free(doc);
+		return SERVICES_ACCEPTED;
+	}
+	/* deploy_cancel */
+	const char *dep = o ? proto_jv_get_str(o, "deployment_id") : NULL;
+	const char *name = o ? proto_jv_get_str(o, "service") : NULL;
+	struct svc *v = name ? find_svc(ss, name) : NULL;
+	int status = 1;
+	if (v && v->dep && dep && !strcmp(v->dep, dep))
+		status = pipeline_cancel(v->p) == 0 ? 0 : 1;
+	proto_json_free(doc);
+	if (record(ss, task_id, "done", NULL, NULL, err, errlen) < 0)
+		return SERVICES_ERROR;
+	if (result)
+		buf_printf(result, "{\"status\":%d}", status);
+	return SERVICES_DONE;
+}
