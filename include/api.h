@@ -50,10 +50,10 @@ struct api_config {
 struct api_request {
 	const char *method;
 	const char *path;	   /* raw path, without the query */
-	const char *query;	   /* raw query after '?', or NULL */
 	const char *authorization; /* header value or NULL */
 	const char *body;
 	size_t body_len;
+	const char *query; /* raw query after '?', or NULL */
 };
 
 struct api_response {

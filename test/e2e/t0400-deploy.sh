@@ -11,10 +11,13 @@ if ! test_have curl || ! test_have git; then
 	test_done
 fi
 
-# Daemons (and the apps, by process group) are killed from files at exit.
+# Daemons are killed from their pid files at exit, and the apps (which
+# outlive the agent on purpose) by their working directory.
 kill_saved() {
-	for f in "$TRASH"/*.pgid; do
-		[ -f "$f" ] && kill -9 -"$(cat "$f")" 2>/dev/null
+	for p in /proc/[0-9]*; do
+		case $(readlink "$p/cwd" 2>/dev/null) in
+		"$TRASH"/a1/services/*) kill -9 "${p#/proc/}" 2>/dev/null ;;
+		esac
 	done
 	for f in "$TRASH"/*.pid; do
 		[ -f "$f" ] && kill -9 "$(cat "$f")" 2>/dev/null
@@ -48,9 +51,6 @@ online() { test "$(state_of "$1")" = online; }
 jget() { # FILE EXPR: evaluate a Python expression on the JSON in FILE (as d)
 	$PY -c 'import json,sys; d=json.load(open(sys.argv[1])); print(eval(sys.argv[2]))' "$1" "$2"
 }
-save_pgid() { # DEPLOYMENT-JSON NAME: remember the app's group for cleanup
-	p=$(jget "$1" 'd["pid"]') && [ "$p" -gt 0 ] && echo "$p" >"$2.pgid"
-}
 
 test_expect_success 'base, login, an instance with its agent online' '
 	"$DPLOYR" base init --data base --name localhost >init.out &&
@@ -78,7 +78,7 @@ test_expect_success 'a bare git repo with a small Python web app' '
 	    def log_message(self, *a): pass
 	http.server.HTTPServer(("127.0.0.1", int(os.environ["PORT"])), H).serve_forever()
 	PYEOF
-	echo "echo building; test ! -e fail || { echo build broke >&2; exit 3; }" >work/build.sh &&
+	echo "echo building; echo greeting is \$GREETING; test ! -e fail || { echo build broke >&2; exit 3; }" >work/build.sh &&
 	git -C work init -q && git -C work add . &&
 	git -C work -c user.name=t -c user.email=t@t commit -qm v1 &&
 	git clone -q --bare work repo.git &&
@@ -104,12 +104,72 @@ test_expect_success 'deploy: log streamed, exit 0 once running and healthy' '
 	id=$(sed -n "s/^deployment \(d-[0-9a-f]*\) (#1).*/\1/p" err) &&
 	curl -sS --cacert base/ca.crt -H "Authorization: Bearer $(cat owner)" \
 		https://127.0.0.1:$API/v1/deployments/$id >d1.json &&
-	save_pgid d1.json app1 &&
 	test "$(jget d1.json d[\"status\"])" = done &&
 	test "$(jget d1.json d[\"revision\"])" = "$(git -C work rev-parse HEAD)" &&
 	test -n "$(jget d1.json d[\"runtime_version\"])" &&
 	port=$(jget d1.json "d[\"port\"]") && echo $port >port1 &&
 	test "$(curl -sS http://127.0.0.1:$port/)" = "hello from v1"
+'
+
+SECRET=planted-s3cr3t-value-4711
+
+test_expect_success 'secret set (stdin) and ls: names and times, never the value' '
+	echo "$SECRET" >value &&
+	dployr secret set api GREETING <value 2>err &&
+	grep -q "^secret GREETING of api set$" err &&
+	dployr secret ls api >ls.out &&
+	grep -q "^NAME *CREATED *UPDATED$" ls.out &&
+	grep -q "^GREETING *20[0-9-]*T[0-9:]*Z *20[0-9-]*T" ls.out &&
+	dployr secret ls api -o json >ls.json &&
+	test "$(jget ls.json "\" \".join(s[\"name\"] for s in d)")" = GREETING &&
+	! grep -q "$SECRET" ls.out ls.json &&
+	test_expect_code 2 dployr secret set api 2>err
+'
+
+test_expect_success 'the app sees its secret; logs, replies and stores do not' '
+	dployr deploy -f app.yaml -i web-1 --title second >out 2>err ||
+		{ cat out err; false; } &&
+	grep -q "^greeting is \[secret\]$" out &&
+	id=$(sed -n "s/^deployment \(d-[0-9a-f]*\) (#2).*/\1/p" err) &&
+	dployr deploy -f app.yaml -i web-1 --detach -o json >det.json &&
+	id3=$(jget det.json "d[\"id\"]") &&
+	wait_for 60 sh -c "\"$DPLOYR\" deployments api -o json | grep -q \"\\\"id\\\":\\\"$id3\\\",[^}]*\\\"status\\\":\\\"done\\\"\"" &&
+	curl -sS --cacert base/ca.crt -H "Authorization: Bearer $(cat owner)" \
+		https://127.0.0.1:$API/v1/deployments/$id3 >d3.json &&
+	port=$(jget d3.json "d[\"port\"]") && echo $port >port1 &&
+	test "$(curl -sS http://127.0.0.1:$port/env)" = "$SECRET" &&
+	dployr deployments api -o json >deps.json &&
+	dployr services -o json >svcs.json &&
+	curl -sS --cacert base/ca.crt -H "Authorization: Bearer $(cat owner)" \
+		"https://127.0.0.1:$API/v1/deployments/$id/log" >log.json &&
+	! grep -rqF "$SECRET" out err deps.json svcs.json log.json base.log base.out \
+		a1.log a1.out base/store a1/store
+'
+
+test_expect_success 'deployments: a table, newest first, and JSON' '
+	dployr deployments api >deps.out &&
+	grep -q "^ID  *TITLE  *STATUS  *STAGE  *CREATED  *TOOK  *REVISION  *RUNTIME$" deps.out &&
+	test $(wc -l <deps.out) = 4 &&
+	sed -n 2p deps.out | grep -q "^d-[0-9a-f]\{12\} #3  - *done " &&
+	sed -n 3p deps.out | grep -q "^d-[0-9a-f]\{12\} #2  second *done " &&
+	sed -n 4p deps.out | grep -q "^d-[0-9a-f]\{12\} #1  first one  done  *[a-z_-]*  *[0-9]*s ago  *[0-9]*s  *[0-9a-f]\{12\}  *3\.[0-9.]*$" &&
+	test "$(jget deps.json "[x[\"seq\"] for x in d]")" = "[3, 2, 1]"
+'
+
+test_expect_success 'services: the serving release, its port and pid' '
+	dployr services >svcs.out &&
+	grep -q "^NAME  *INSTANCE  *TYPE  *STATE  *RELEASE  *PORT  *PID  *RESTARTS  *HEALTH$" svcs.out &&
+	grep -q "^api   *web-1  *web   *running  *$(jget d3.json "d[\"release\"]")  *$(cat port1)  *[0-9][0-9]*  *-  *-$" svcs.out &&
+	dployr services -i web-1 -o json >s.json &&
+	test "$(jget s.json "\" \".join(\"%s:%s\" % (x[\"name\"], x[\"port\"]) for x in d)")" = "api:$(cat port1)" &&
+	dployr services -i nope >none.out 2>none.err && test_must_be_empty none.out
+'
+
+test_expect_success 'secret rm: gone from ls' '
+	dployr secret rm api GREETING 2>err &&
+	grep -q "^secret GREETING of api removed$" err &&
+	dployr secret ls api >ls.out 2>ls.err && test_must_be_empty ls.out &&
+	test_expect_code 1 dployr secret rm api GREETING
 '
 
 test_expect_success 'a lint error: findings printed, exit 1, nothing sent' '
@@ -131,4 +191,5 @@ test_expect_success 'a failing build: exit 1 with the reason, the old release st
 	test "$(curl -sS http://127.0.0.1:$(cat port1)/)" = "hello from v1"
 '
 
+kill_saved
 test_done
