@@ -805,6 +805,111 @@ out:
 	buf_release(&want);
 }
 
+/* POST /v1/services/S/rollback {"to":ID?}: a new deployment that
+ * re-activates the kept release of an earlier done one (the previous one
+ * by default), queued like any other. */
+static void do_service_rollback(const struct api_config *cfg, struct store_txn *t,
+				const char *service, const struct api_request *req,
+				struct api_response *r, char *deliver_to)
+{
+	struct deploys_rec target = {0}, d = {0};
+	char err[512], title[DEPLOYS_TITLE_MAX];
+	if (!deploys_name_valid(service)) {
+		fail(r, 400, "service name '%s' is invalid", service);
+		return;
+	}
+	struct proto_json *doc = req->body_len ? body_object(req, r) : NULL;
+	if (req->body_len && !doc)
+		return;
+	const char *to = doc ? proto_jv_get_str(proto_json_root(doc), "to") : NULL;
+	if (to && !*to)
+		to = NULL;
+	int rc = deploys_rollback_target(t, CLUSTER, service, to, &target, err, sizeof err);
+	if (rc == STORE_NOTFOUND) {
+		fail(r, 409, "service '%s' has no earlier release to roll back to", service);
+		goto out;
+	}
+	if (rc < 0) {
+		fail(r, store_txn_failed(t) ? 500 : 409, "%s", err);
+		goto out;
+	}
+	snprintf(title, sizeof title, "rollback to #%llu", (unsigned long long)target.seq);
+	struct deploys_new nw = {CLUSTER,	   service, target.instance, target.blueprint,
+				 title,		   NULL,    target.id};
+	if (deploys_add(t, cfg->rng, &nw, (int64_t)time(NULL) * 1000, &d, err, sizeof err) < 0) {
+		fail(r, store_txn_failed(t) ? 500 : 400, "%s", err);
+		goto out;
+	}
+	if (api_deploy_start_next(cfg, t, CLUSTER, service, deliver_to) < 0) {
+		fail(r, 500, "store: %s", store_txn_error(t));
+		goto out;
+	}
+	char did[DEPLOYS_ID_MAX];
+	snprintf(did, sizeof did, "%s", d.id);
+	deploys_rec_release(&d);
+	deploys_get(t, did, &d);
+	ok_json(r, 201);
+	deploy_json(t, &d, &r->body);
+out:
+	deploys_rec_release(&target);
+	deploys_rec_release(&d);
+	proto_json_free(doc);
+}
+
+/* POST /v1/services/S/logs {"lines":N}: a task for the service's agent
+ * that sends the tail of the serving release's output as task output
+ * (read it with GET /v1/tasks/ID/stream, as for exec). */
+static void do_service_logs(const struct api_config *cfg, struct store_txn *t, const char *service,
+			    const struct api_request *req, struct api_response *r,
+			    char *deliver_to)
+{
+	struct deploys_rec *all = NULL;
+	size_t n = 0;
+	char id[QUEUE_ID_MAX];
+	int64_t lines = 200;
+	if (!deploys_name_valid(service)) {
+		fail(r, 400, "service name '%s' is invalid", service);
+		return;
+	}
+	struct proto_json *doc = req->body_len ? body_object(req, r) : NULL;
+	if (req->body_len && !doc)
+		return;
+	const struct proto_jv *lv = doc ? proto_jv_get(proto_json_root(doc), "lines") : NULL;
+	if (lv && (proto_jv_int(lv, &lines) < 0 || lines < 1 || lines > 100000)) {
+		fail(r, 400, "request body: 'lines' must be 1 to 100000");
+		goto out;
+	}
+	if (deploys_list(t, CLUSTER, service, 0, 1, &all, &n) < 0) {
+		fail(r, 500, "store: %s", store_txn_error(t));
+		goto out;
+	}
+	if (n == 0) {
+		fail(r, 404, "service '%s' not found", service);
+		goto out;
+	}
+	if (!online(cfg, all[0].instance)) {
+		fail(r, 409, "the instance of service '%s' is offline", service);
+		goto out;
+	}
+	struct buf pl = BUF_INIT;
+	buf_puts(&pl, "{\"service\":");
+	buf_json_cstr(&pl, service);
+	buf_printf(&pl, ",\"lines\":%lld}", (long long)lines);
+	int rc = queue_add(t, cfg->rng, all[0].instance, "service_logs", pl.data,
+			   (int64_t)time(NULL) * 1000, id);
+	buf_release(&pl);
+	if (rc < 0) {
+		fail(r, 500, "store: %s", store_txn_error(t));
+		goto out;
+	}
+	snprintf(deliver_to, FLEET_ID_MAX, "%.*s", FLEET_ID_MAX - 1, all[0].instance);
+	ok_json(r, 201);
+	buf_printf(&r->body, "{\"task_id\":\"%s\"}", id);
+out:
+	deploys_list_free(all, n);
+	proto_json_free(doc);
+}
+
 static void do_secrets_list(struct store_txn *t, const char *service, struct api_response *r)
 {
 	struct secrets_meta *all = NULL;
@@ -977,6 +1082,12 @@ void api_handle(const struct api_config *cfg, const struct api_request *req, str
 		break;
 	case AUTH_R_SERVICES_LIST:
 		do_services_list(t, req, r);
+		break;
+	case AUTH_R_SERVICE_ROLLBACK:
+		do_service_rollback(cfg, t, m.params[0], req, r, deliver_to);
+		break;
+	case AUTH_R_SERVICE_LOGS:
+		do_service_logs(cfg, t, m.params[0], req, r, deliver_to);
 		break;
 	case AUTH_R_SECRETS_LIST:
 		do_secrets_list(t, m.params[0], r);

@@ -33,6 +33,8 @@ static const struct route routes[] = {
     {"POST", "/v1/deployments/*/cancel", AUTH_R_DEPLOY_CANCEL, AUTH_MEMBER},
     {"GET", "/v1/services", AUTH_R_SERVICES_LIST, AUTH_GUEST},
     {"GET", "/v1/services/*/deployments", AUTH_R_SERVICE_DEPLOYS, AUTH_GUEST},
+    {"POST", "/v1/services/*/rollback", AUTH_R_SERVICE_ROLLBACK, AUTH_MEMBER},
+    {"POST", "/v1/services/*/logs", AUTH_R_SERVICE_LOGS, AUTH_MEMBER},
     {"GET", "/v1/services/*/secrets", AUTH_R_SECRETS_LIST, AUTH_MEMBER},
     {"PUT", "/v1/services/*/secrets/*", AUTH_R_SECRET_SET, AUTH_ADMIN},
     {"DELETE", "/v1/services/*/secrets/*", AUTH_R_SECRET_RM, AUTH_ADMIN},

@@ -5,6 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include "bp.h"
 #include "crypt.h"
@@ -49,7 +50,8 @@ static void notify(struct services *ss)
 
 int services_handles(const char *kind)
 {
-	return !strcmp(kind, "deploy") || !strcmp(kind, "deploy_cancel");
+	return !strcmp(kind, "deploy") || !strcmp(kind, "deploy_cancel") ||
+	       !strcmp(kind, "service_logs");
 }
 
 struct services *services_new(struct loop *loop, struct store *s, struct spool *sp,
@@ -367,6 +369,86 @@ out:
 	diag_list_release(&dl);
 }
 
+/* The last `lines` lines (of at most LOGS_MAX bytes) of the serving
+ * release's output of service name, as exec_output events and an
+ * exec_exit (status 0, or 1 with "error"), spooled with the task's record
+ * in one transaction. */
+#define LOGS_MAX ((size_t)4 << 20)
+static int service_logs(struct services *ss, const char *task_id, const char *name,
+			long long lines, char *err, size_t errlen)
+{
+	struct buf data = BUF_INIT, ev = BUF_INIT, key = BUF_INIT;
+	char why[512] = "";
+	char target[4096];
+	ssize_t n = -1;
+	if (name) {
+		char *cur = xasprintf("%s/%s/current", ss->dir, name);
+		n = readlink(cur, target, sizeof(target) - 1);
+		free(cur);
+	}
+	if (n <= 0) {
+		snprintf(why, sizeof(why), "service '%s' has no current release here",
+			 name ? name : "");
+	} else {
+		target[n] = 0;
+		const char *rel = strrchr(target, '/') ? strrchr(target, '/') + 1 : target;
+		char *path = xasprintf("%s/%s/logs/%s.log", ss->dir, name, rel);
+		FILE *f = fopen(path, "rb");
+		free(path);
+		if (!f) {
+			snprintf(why, sizeof(why), "release '%.64s' of '%.64s' has no log", rel, name);
+		} else {
+			fseek(f, 0, SEEK_END);
+			long size = ftell(f);
+			long from = size > (long)LOGS_MAX ? size - (long)LOGS_MAX : 0;
+			fseek(f, from, SEEK_SET);
+			buf_grow(&data, (size_t)(size - from) + 1);
+			data.len = fread(data.data, 1, (size_t)(size - from), f);
+			data.data[data.len] = 0;
+			fclose(f);
+		}
+	}
+	/* keep the last `lines` lines */
+	size_t start = data.len, seen = 0;
+	if (start && data.data[start - 1] == '\n')
+		start--;
+	while (start > 0) {
+		if (data.data[start - 1] == '\n' && ++seen == (size_t)lines)
+			break;
+		start--;
+	}
+	struct store_txn *t = store_txn_begin(ss->store, 0);
+	for (size_t off = start; off < data.len; off += 12288) {
+		size_t k = data.len - off < 12288 ? data.len - off : 12288;
+		buf_reset(&ev);
+		buf_puts(&ev, "{\"task_id\":");
+		buf_json_cstr(&ev, task_id);
+		buf_puts(&ev, ",\"stream\":\"stdout\",\"data\":\"");
+		crypt_b64_encode(&ev, data.data + off, k, CRYPT_B64_STD);
+		buf_puts(&ev, "\"}");
+		spool_add_txn(ss->spool, t, "exec_output", ev.data);
+	}
+	buf_reset(&ev);
+	buf_puts(&ev, "{\"task_id\":");
+	buf_json_cstr(&ev, task_id);
+	if (why[0]) {
+		buf_puts(&ev, ",\"status\":1,\"error\":");
+		buf_json_cstr(&ev, why);
+		buf_puts(&ev, "}");
+	} else {
+		buf_puts(&ev, ",\"status\":0}");
+	}
+	spool_add_txn(ss->spool, t, "exec_exit", ev.data);
+	buf_printf(&key, TASK_PREFIX "%s", task_id);
+	store_put(t, ss->meta, key.data, key.len, "done", 4);
+	int rc = store_txn_commit(t, err, errlen);
+	buf_release(&data);
+	buf_release(&ev);
+	buf_release(&key);
+	notify(ss);
+	return rc;
+}
+
 enum services_status services_submit(struct services *ss, const char *task_id, const char *kind,
 				     const char *payload, struct buf *result, char *err,
 				     size_t errlen)
@@ -411,6 +493,18 @@ enum services_status services_submit(struct services *ss, const char *task_id, c
 			finish(ss, task_id, "", NULL, "error", "deploy task: payload is not JSON");
 		proto_json_free(doc);
 		return SERVICES_ACCEPTED;
+	}
+	if (!strcmp(kind, "service_logs")) {
+		int64_t lines = 200;
+		const char *name = o ? proto_jv_get_str(o, "service") : NULL;
+		if (o)
+			proto_jv_int(proto_jv_get(o, "lines"), &lines);
+		if (lines < 1)
+			lines = 1;
+		int rc2 = service_logs(ss, task_id, name && !strchr(name, '/') ? name : NULL,
+				       (long long)lines, err, errlen);
+		proto_json_free(doc);
+		return rc2 < 0 ? SERVICES_ERROR : SERVICES_ACCEPTED;
 	}
 	/* deploy_cancel */
 	const char *dep = o ? proto_jv_get_str(o, "deployment_id") : NULL;

@@ -76,9 +76,10 @@ test_expect_success 'a bare git repo with a small Python web app' '
 	        body = {"/": b"hello from v1\n", "/healthz": b"ok\n", "/env": os.environ.get("GREETING", "-").encode() + b"\n"}.get(self.path)
 	        self.send_response(200 if body else 404); self.end_headers(); self.wfile.write(body or b"no\n")
 	    def log_message(self, *a): pass
+	print("serving on", os.environ["PORT"], flush=True)
 	http.server.HTTPServer(("127.0.0.1", int(os.environ["PORT"])), H).serve_forever()
 	PYEOF
-	echo "echo building; echo greeting is \$GREETING; test ! -e fail || { echo build broke >&2; exit 3; }" >work/build.sh &&
+	echo "echo building; echo greeting is \$GREETING; test ! -e slow || sleep 60; test ! -e fail || { echo build broke >&2; exit 3; }" >work/build.sh &&
 	git -C work init -q && git -C work add . &&
 	git -C work -c user.name=t -c user.email=t@t commit -qm v1 &&
 	git clone -q --bare work repo.git &&
@@ -189,6 +190,57 @@ test_expect_success 'a failing build: exit 1 with the reason, the old release st
 	grep -q "^build broke$" out &&
 	grep -q "^deployment d-[0-9a-f]* error: build: exited with status 3" err &&
 	test "$(curl -sS http://127.0.0.1:$(cat port1)/)" = "hello from v1"
+'
+
+status_of() { # ID
+	dployr deployments api -o json |
+		$PY -c 'import json,sys; print([x["status"]+"/"+str(x["stage"]) for x in json.load(sys.stdin) if x["id"]==sys.argv[1]][0])' "$1"
+}
+
+test_expect_success 'logs: the serving release output, and a deploy log' '
+	dployr logs api -n 5 >logs.out &&
+	grep -q "^serving on $(cat port1)$" logs.out &&
+	first=$(dployr deployments api -o json | $PY -c "import json,sys; print(json.load(sys.stdin)[-1][\"id\"])") &&
+	dployr logs api --deployment $first >dlog.out 2>dlog.err &&
+	grep -q "^building$" dlog.out &&
+	grep -q "^deployment $first done: api is running" dlog.err &&
+	test_expect_code 1 dployr logs nosuch 2>err &&
+	grep -q "service .nosuch. not found" err
+'
+
+test_expect_success 'rollback: the release before the current one, without a build' '
+	dployr rollback api >rb.out 2>rb.err || { cat rb.out rb.err; false; } &&
+	grep -q "^deployment d-[0-9a-f]* (#5) rollback to #2$" rb.err &&
+	! grep -q "^building$" rb.out &&
+	port=$(sed -n "s/.*running on 127.0.0.1:\([0-9]*\) .*/\1/p" rb.err) &&
+	test "$(curl -sS http://127.0.0.1:$port/)" = "hello from v1" &&
+	echo $port >port1 &&
+	dployr deployments api >deps.out &&
+	sed -n 2p deps.out | grep -q "#5  rollback to #2  done " &&
+	test_expect_code 1 dployr rollback api --to d-000000000000 2>err &&
+	grep -q "^dployr rollback: " err
+'
+
+test_expect_success 'cancel: a queued one at once, a running one at its stage' '
+	git -C work rm -q fail && touch work/slow && git -C work add slow &&
+	git -C work -c user.name=t -c user.email=t@t commit -qm slow &&
+	{ git -C work push -q ../repo.git HEAD:master 2>/dev/null ||
+		git -C work push -q ../repo.git HEAD:main; } &&
+	{ dployr deploy -f app.yaml -i web-1 >slow.out 2>slow.err; echo $? >slow.rc; } &
+	wait_for 60 sh -c "grep -q \"^deployment d-\" slow.err" &&
+	slow=$(sed -n "s/^deployment \(d-[0-9a-f]*\) .*/\1/p" slow.err) &&
+	wait_for 60 sh -c "\"$DPLOYR\" deployments api -o json | grep -q \"\\\"stage\\\":\\\"build\\\"\"" &&
+	q=$(dployr deploy -f app.yaml -i web-1 --detach) &&
+	test "$(status_of $q)" = queued/None &&
+	dployr cancel $q 2>err && grep -q "^deployment $q cancelled$" err &&
+	test "$(status_of $q)" = cancelled/None &&
+	dployr cancel $slow 2>err && grep -q "^deployment $slow: cancel asked of its agent$" err &&
+	wait_for 30 test -s slow.rc &&
+	test "$(cat slow.rc)" = 1 &&
+	grep -q "^deployment $slow cancelled: " slow.err &&
+	test "$(status_of $slow)" = cancelled/build &&
+	test "$(curl -sS http://127.0.0.1:$(cat port1)/)" = "hello from v1" &&
+	test_expect_code 1 dployr cancel $slow 2>err
 '
 
 kill_saved
