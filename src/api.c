@@ -858,8 +858,10 @@ out:
 
 /* POST /v1/services/S/logs {"lines":N}: a task for the service's agent
  * that sends the tail of the serving release's output as task output
- * (read it with GET /v1/tasks/ID/stream, as for exec). */
-static void do_service_logs(const struct api_config *cfg, struct store_txn *t, const char *service,
+ * (read it with GET /v1/tasks/ID/stream, as for exec). POST
+ * /v1/services/S/stop|start|restart: a service_ctl task, whose exit status
+ * says whether the agent could (GET /v1/tasks/ID). */
+static void do_service_task(const struct api_config *cfg, struct store_txn *t, const char *service,
 			    const struct api_request *req, struct api_response *r,
 			    char *deliver_to)
 {
@@ -891,12 +893,17 @@ static void do_service_logs(const struct api_config *cfg, struct store_txn *t, c
 		fail(r, 409, "the instance of service '%s' is offline", service);
 		goto out;
 	}
+	const char *action = strrchr(req->path, '/') + 1;
+	int logs = strcmp(action, "logs") == 0;
 	struct buf pl = BUF_INIT;
 	buf_puts(&pl, "{\"service\":");
 	buf_json_cstr(&pl, service);
-	buf_printf(&pl, ",\"lines\":%lld}", (long long)lines);
-	int rc = queue_add(t, cfg->rng, all[0].instance, "service_logs", pl.data,
-			   (int64_t)time(NULL) * 1000, id);
+	if (logs)
+		buf_printf(&pl, ",\"lines\":%lld}", (long long)lines);
+	else
+		buf_printf(&pl, ",\"action\":\"%s\"}", action);
+	int rc = queue_add(t, cfg->rng, all[0].instance, logs ? "service_logs" : "service_ctl",
+			   pl.data, (int64_t)time(NULL) * 1000, id);
 	buf_release(&pl);
 	if (rc < 0) {
 		fail(r, 500, "store: %s", store_txn_error(t));
@@ -1087,7 +1094,10 @@ void api_handle(const struct api_config *cfg, const struct api_request *req, str
 		do_service_rollback(cfg, t, m.params[0], req, r, deliver_to);
 		break;
 	case AUTH_R_SERVICE_LOGS:
-		do_service_logs(cfg, t, m.params[0], req, r, deliver_to);
+		do_service_task(cfg, t, m.params[0], req, r, deliver_to);
+		break;
+	case AUTH_R_SERVICE_CTL:
+		do_service_task(cfg, t, m.params[0], req, r, deliver_to);
 		break;
 	case AUTH_R_SECRETS_LIST:
 		do_secrets_list(t, m.params[0], r);

@@ -13,6 +13,7 @@
 #include "log.h"
 #include "pipeline.h"
 #include "proto.h"
+#include "supervise.h"
 #include "xalloc.h"
 
 #define MOD	      "services"
@@ -28,6 +29,7 @@ struct svc {
 	char *dep;  /* its deployment id */
 	struct buf log;
 	long long flush_timer;
+	long long restart_timer; /* restart: waiting for the stop to end */
 	struct svc *next;
 };
 
@@ -51,7 +53,7 @@ static void notify(struct services *ss)
 int services_handles(const char *kind)
 {
 	return !strcmp(kind, "deploy") || !strcmp(kind, "deploy_cancel") ||
-	       !strcmp(kind, "service_logs");
+	       !strcmp(kind, "service_logs") || !strcmp(kind, "service_ctl");
 }
 
 struct services *services_new(struct loop *loop, struct store *s, struct spool *sp,
@@ -78,6 +80,8 @@ static void svc_free(struct svc *v)
 {
 	if (v->flush_timer)
 		loop_timer_cancel(v->ss->loop, v->flush_timer);
+	if (v->restart_timer)
+		loop_timer_cancel(v->ss->loop, v->restart_timer);
 	pipeline_free(v->p);
 	free(v->name);
 	free(v->task);
@@ -449,6 +453,51 @@ static int service_logs(struct services *ss, const char *task_id, const char *na
 	return rc;
 }
 
+static void restart_cb(struct loop *loop, long long id, void *arg, int mask)
+{
+	struct svc *v = arg;
+	(void)id;
+	(void)mask;
+	v->restart_timer = 0;
+	struct supervise *sv = pipeline_supervisor(v->p);
+	if (!sv)
+		return;
+	if (supervise_state(sv) == SUPERVISE_STOPPING) {
+		v->restart_timer = loop_timer_add(loop, 100, restart_cb, v);
+		return;
+	}
+	supervise_start(sv);
+	log_info(MOD, "service restarted", "service", v->name, NULL);
+}
+
+/* stop, start or restart the serving release of name in place: 0, or -1
+ * with why. */
+static int service_ctl(struct services *ss, const char *name, const char *action, char *why,
+		       size_t whylen)
+{
+	struct svc *v = name ? find_svc(ss, name) : NULL;
+	struct supervise *sv = v ? pipeline_supervisor(v->p) : NULL;
+	if (!sv) {
+		snprintf(why, whylen, "service '%.64s' has no running release here",
+			 name ? name : "");
+		return -1;
+	}
+	if (!strcmp(action, "stop")) {
+		supervise_stop(sv);
+	} else if (!strcmp(action, "start")) {
+		supervise_start(sv);
+	} else if (!strcmp(action, "restart")) {
+		supervise_stop(sv);
+		if (!v->restart_timer)
+			v->restart_timer = loop_timer_add(ss->loop, 100, restart_cb, v);
+	} else {
+		snprintf(why, whylen, "unknown action '%.32s'", action);
+		return -1;
+	}
+	log_info(MOD, "service control", "service", name, "action", action, NULL);
+	return 0;
+}
+
 enum services_status services_submit(struct services *ss, const char *task_id, const char *kind,
 				     const char *payload, struct buf *result, char *err,
 				     size_t errlen)
@@ -505,6 +554,17 @@ enum services_status services_submit(struct services *ss, const char *task_id, c
 				       (long long)lines, err, errlen);
 		proto_json_free(doc);
 		return rc2 < 0 ? SERVICES_ERROR : SERVICES_ACCEPTED;
+	}
+	if (!strcmp(kind, "service_ctl")) {
+		const char *name = o ? proto_jv_get_str(o, "service") : NULL;
+		const char *action = o ? proto_jv_get_str(o, "action") : NULL;
+		int status = service_ctl(ss, name, action ? action : "", why, sizeof(why)) < 0;
+		proto_json_free(doc);
+		if (record(ss, task_id, "done", NULL, NULL, err, errlen) < 0)
+			return SERVICES_ERROR;
+		if (result)
+			buf_printf(result, "{\"status\":%d}", status);
+		return SERVICES_DONE;
 	}
 	/* deploy_cancel */
 	const char *dep = o ? proto_jv_get_str(o, "deployment_id") : NULL;

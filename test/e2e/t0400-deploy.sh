@@ -221,6 +221,20 @@ test_expect_success 'rollback: the release before the current one, without a bui
 	grep -q "^dployr rollback: " err
 '
 
+test_expect_success 'stop, start, restart: the serving release in place' '
+	port=$(cat port1) &&
+	dployr stop api 2>err && grep -q "^api: stop asked$" err &&
+	wait_for 20 sh -c "! curl -s http://127.0.0.1:$port/ >/dev/null" &&
+	dployr start api 2>err && grep -q "^api: start asked$" err &&
+	wait_for 20 curl -sf http://127.0.0.1:$port/healthz &&
+	dployr restart api 2>err && grep -q "^api: restart asked$" err &&
+	wait_for 20 sh -c "\"$DPLOYR\" logs api | grep -c \"^serving on $port\$\" | grep -qx 3" &&
+	wait_for 20 curl -sf http://127.0.0.1:$port/healthz &&
+	test "$(curl -sS http://127.0.0.1:$port/)" = "hello from v1" &&
+	test_expect_code 1 dployr restart nosuch 2>err &&
+	grep -q "service .nosuch. not found" err
+'
+
 test_expect_success 'cancel: a queued one at once, a running one at its stage' '
 	git -C work rm -q fail && touch work/slow && git -C work add slow &&
 	git -C work -c user.name=t -c user.email=t@t commit -qm slow &&
