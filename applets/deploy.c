@@ -1,22 +1,27 @@
 /* dployr deploy: lint a blueprint, queue its deployment on an instance and
  * follow the deploy log until it ends (issue 4). */
+#include <errno.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
 
 #include "applets.h"
 #include "bp.h"
 #include "buf.h"
 #include "cli.h"
 #include "client.h"
+#include "crypt.h"
 #include "deployfollow.h"
 #include "diag.h"
 #include "version.h"
 
 static const char synopsis[] =
-    "usage: dployr deploy -f FILE -i INSTANCE [--title TEXT] [--detach] [-o json]\n"
-    "                     [--config FILE]\n";
+    "usage: dployr deploy -f FILE -i INSTANCE [--dir DIR] [--title TEXT] [--detach]\n"
+    "                     [-o json] [--config FILE]\n";
 
 static const char help[] =
     "\n"
@@ -26,6 +31,7 @@ static const char help[] =
     "\n"
     "  -f, --file FILE     the blueprint (one service)\n"
     "  -i, --instance NAME the instance to deploy to\n"
+    "  --dir DIR           source: upload: send DIR (a tar.gz of at most 512 KiB)\n"
     "  --title TEXT        a title shown by dployr deployments\n"
     "  --detach            print the deployment id and return once queued\n"
     "  -o, --output FMT    text (default) or json (the final record)\n"
@@ -34,6 +40,46 @@ static const char help[] =
     "\n"
     "Exit status: 0 running and healthy (or queued, with --detach), 1 failed\n"
     "or cancelled, 2 usage error. See dployr-deployments(1), dployr-cancel(1).\n";
+
+#define UPLOAD_MAX ((size_t)512 << 10)
+
+/* DIR as a gzipped tar (`tar -czf - -C DIR .`, run by argv, no shell) in
+ * out: 0, or 1 after a printed failure. */
+static int pack(const struct cli *cli, const char *dir, struct buf *out)
+{
+	struct stat st;
+	int fds[2];
+	if (stat(dir, &st) < 0 || !S_ISDIR(st.st_mode))
+		return cli_fail(cli, "--dir: '%s' is not a directory", dir);
+	if (pipe(fds) < 0)
+		return cli_fail(cli, "pipe: %s", strerror(errno));
+	pid_t pid = fork();
+	if (pid < 0)
+		return cli_fail(cli, "fork: %s", strerror(errno));
+	if (pid == 0) {
+		char *const argv[] = {"tar", "-czf", "-", "-C", (char *)dir, ".", NULL};
+		dup2(fds[1], 1);
+		close(fds[0]);
+		close(fds[1]);
+		execvp("tar", argv);
+		_exit(127);
+	}
+	close(fds[1]);
+	int rd = buf_read_fd(out, fds[0], UPLOAD_MAX);
+	int e = errno;
+	close(fds[0]);
+	int status = 0;
+	if (rd < 0)
+		kill(pid, SIGKILL);
+	waitpid(pid, &status, 0);
+	if (rd < 0)
+		return e == E2BIG ? cli_fail(cli, "--dir: '%s' packs to more than %zu KiB", dir,
+					     UPLOAD_MAX >> 10)
+				  : cli_fail(cli, "--dir: reading tar: %s", strerror(e));
+	if (!WIFEXITED(status) || WEXITSTATUS(status) != 0)
+		return cli_fail(cli, "--dir: tar failed on '%s'", dir);
+	return 0;
+}
 
 /* Lint text: 0 when it may be sent, else 1 after printing the findings. */
 static int lint(const struct cli *cli, const char *path, const struct buf *text)
@@ -95,8 +141,6 @@ int deploy_main(int argc, char **argv)
 	}
 	if (!file || !inst)
 		return cli_usage(&cli, "-f FILE and -i INSTANCE are required");
-	if (dir)
-		return cli_fail(&cli, "--dir: uploads are not supported yet");
 
 	struct buf text = BUF_INIT;
 	char err[1024];
@@ -107,6 +151,24 @@ int deploy_main(int argc, char **argv)
 	if (lint(&cli, file, &text)) {
 		buf_release(&text);
 		return 1;
+	}
+	struct buf archive = BUF_INIT;
+	{
+		struct diag_list dl;
+		diag_list_init(&dl);
+		struct bp_file *f = bp_parse(file, text.data, text.len, &dl);
+		int upload = bp_file_get(f, 0)->source == BP_SOURCE_UPLOAD;
+		bp_file_free(f);
+		diag_list_release(&dl);
+		int bad = upload != (dir != NULL);
+		if (bad)
+			cli_fail(&cli, "%s", upload ? "the blueprint has source upload: give --dir DIR"
+						    : "--dir is only for a blueprint with source upload");
+		if (bad || (dir && pack(&cli, dir, &archive))) {
+			buf_release(&text);
+			buf_release(&archive);
+			return 1;
+		}
 	}
 	struct client_ctx ctx;
 	struct client *cl = cli_client(&cli, &ctx);
@@ -121,6 +183,11 @@ int deploy_main(int argc, char **argv)
 	buf_json_str(&body, text.data, text.len);
 	buf_puts(&body, ",\"title\":");
 	buf_json_cstr(&body, title ? title : "");
+	if (dir) {
+		buf_puts(&body, ",\"upload\":\"");
+		crypt_b64_encode(&body, archive.data, archive.len, CRYPT_B64_STD);
+		buf_puts(&body, "\"");
+	}
 	buf_puts(&body, "}");
 	int c = client_call(cl, "POST", "/v1/deployments", body.data, NULL, &doc, NULL, err,
 			    sizeof(err));
@@ -150,5 +217,6 @@ out:
 	client_free(cl);
 	client_ctx_release(&ctx);
 	buf_release(&text);
+	buf_release(&archive);
 	return rc;
 }

@@ -76,6 +76,10 @@ void api_handle(const struct api_config *cfg, const struct api_request *req,
 char *api_issue_agent_cert(const struct api_config *cfg, struct store_txn *t, const char *id,
 			   const char *csr_pem, char *err, size_t errlen);
 
+/* Largest archive of a source: upload deployment (it travels base64 in
+ * one API request and one task message, both at most 1 MiB). */
+#define API_UPLOAD_MAX ((size_t)512 << 10)
+
 /* Deployments (deploys.h) run one at a time per service: when none of
  * cluster/service runs, start the oldest queued one and queue its "deploy"
  * task ({"deployment_id","blueprint"}; base adds the service's secrets
@@ -83,5 +87,7 @@ char *api_issue_agent_cert(const struct api_config *cfg, struct store_txn *t, co
  * bytes) to that instance when one was queued. 0, or -1 with t poisoned. */
 int api_deploy_start_next(const struct api_config *cfg, struct store_txn *t, const char *cluster,
 			  const char *service, char *deliver_to);
+/* Forget the upload archive kept for deployment id (it ended). */
+void api_deploy_upload_drop(struct store_txn *t, const char *id);
 
 #endif

@@ -467,6 +467,21 @@ static void deploy_json(struct store_txn *t, const struct deploys_rec *d, struct
 		   d->release_kept ? "true" : "false", d->cancel_requested ? "true" : "false");
 }
 
+/* The archive of an upload deployment waits in "meta" under
+ * "upload/ID" (base64 text) until the deployment starts and ends. */
+static void upload_key(struct buf *k, const char *id)
+{
+	buf_printf(k, "upload/%s", id);
+}
+
+void api_deploy_upload_drop(struct store_txn *t, const char *id)
+{
+	struct buf k = BUF_INIT;
+	upload_key(&k, id);
+	store_del(t, store_db(store_txn_store(t), "meta"), k.data, k.len);
+	buf_release(&k);
+}
+
 int api_deploy_start_next(const struct api_config *cfg, struct store_txn *t, const char *cluster,
 			  const char *service, char *deliver_to)
 {
@@ -487,6 +502,14 @@ int api_deploy_start_next(const struct api_config *cfg, struct store_txn *t, con
 		buf_puts(&pl, ",\"rollback_of\":");
 		buf_json_cstr(&pl, d.rollback_of);
 	}
+	struct buf k = BUF_INIT, up = BUF_INIT;
+	upload_key(&k, d.id);
+	if (store_get_buf(t, store_db(store_txn_store(t), "meta"), k.data, k.len, &up) == 0) {
+		buf_puts(&pl, ",\"upload\":");
+		buf_json_str(&pl, up.data, up.len);
+	}
+	buf_release(&k);
+	buf_release(&up);
 	buf_puts(&pl, "}");
 	rc = queue_add(t, cfg->rng, d.instance, "deploy", pl.data, now, id);
 	buf_release(&pl);
@@ -539,6 +562,7 @@ static void do_deploy_create(const struct api_config *cfg, struct store_txn *t,
 	const struct proto_jv *o = proto_json_root(doc);
 	const char *inst = proto_jv_get_str(o, "instance"), *text = proto_jv_get_str(o, "blueprint");
 	const char *title = proto_jv_get_str(o, "title");
+	const char *upload = proto_jv_get_str(o, "upload");
 	if (!inst || !text) {
 		fail(r, 400, "request body: 'instance' and 'blueprint' are required strings");
 		goto out;
@@ -564,10 +588,34 @@ static void do_deploy_create(const struct api_config *cfg, struct store_txn *t,
 		goto out;
 	}
 	const struct bp *bp = bp_file_get(f, 0);
+	if ((bp->source == BP_SOURCE_UPLOAD) != (upload != NULL)) {
+		fail(r, 400, "%s", upload ? "'upload' is only for a blueprint with source upload"
+					  : "source upload: the request has no 'upload' archive");
+		goto out;
+	}
+	if (upload) {
+		struct buf raw = BUF_INIT;
+		int bad = strlen(upload) > API_UPLOAD_MAX / 3 * 4 + 4 ||
+			  crypt_b64_decode(&raw, upload, strlen(upload), CRYPT_B64_STD) < 0 ||
+			  raw.len == 0 || raw.len > API_UPLOAD_MAX;
+		buf_release(&raw);
+		if (bad) {
+			fail(r, 400, "'upload' must be a base64 archive of 1 to %zu bytes",
+			     (size_t)API_UPLOAD_MAX);
+			goto out;
+		}
+	}
 	struct deploys_new nw = {CLUSTER, bp->name, in.id, text, title, NULL, NULL};
 	if (deploys_add(t, cfg->rng, &nw, (int64_t)time(NULL) * 1000, &d, err, sizeof err) < 0) {
 		fail(r, store_txn_failed(t) ? 500 : 400, "%s", err);
 		goto out;
+	}
+	if (upload) {
+		struct buf k = BUF_INIT;
+		upload_key(&k, d.id);
+		store_put(t, store_db(store_txn_store(t), "meta"), k.data, k.len, upload,
+			  strlen(upload));
+		buf_release(&k);
 	}
 	if (api_deploy_start_next(cfg, t, CLUSTER, bp->name, deliver_to) < 0) {
 		fail(r, 500, "store: %s", store_txn_error(t));
@@ -666,6 +714,8 @@ static void do_deploy_cancel(const struct api_config *cfg, struct store_txn *t, 
 		fail(r, store_txn_failed(t) ? 500 : 409, "%s", err);
 		goto out;
 	}
+	if (d.status == DEPLOYS_CANCELLED)
+		api_deploy_upload_drop(t, d.id);
 	if (d.status == DEPLOYS_RUNNING) {
 		/* the agent stops its pipeline and reports the end */
 		struct buf pl = BUF_INIT;

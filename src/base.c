@@ -836,6 +836,7 @@ static void apply_deploy_event(struct sess *s, struct store_txn *t, const char *
 					 "error", err, NULL);
 		}
 		queue_finish(t, task, QUEUE_DONE, 1, to == DEPLOYS_DONE ? 0 : 1, 0);
+		api_deploy_upload_drop(t, id);
 		snprintf(exit_task, QUEUE_ID_MAX, "%s", task);
 		api_deploy_start_next(&s->b->api, t, d.cluster, d.service, deliver_to);
 		log_info("deploy", "deployment ended", "deployment", id, "service", d.service,

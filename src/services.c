@@ -27,6 +27,7 @@ struct svc {
 	struct pipeline *p;
 	char *task; /* the deploy task in progress, or NULL */
 	char *dep;  /* its deployment id */
+	char *upload; /* its archive (source: upload), removed at the end */
 	struct buf log;
 	long long flush_timer;
 	long long restart_timer; /* restart: waiting for the stop to end */
@@ -86,6 +87,9 @@ static void svc_free(struct svc *v)
 	free(v->name);
 	free(v->task);
 	free(v->dep);
+	if (v->upload)
+		unlink(v->upload);
+	free(v->upload);
 	buf_release(&v->log);
 	free(v);
 }
@@ -252,6 +256,11 @@ static void on_done(struct pipeline *p, void *arg, const struct pipeline_result 
 	flush_log(v);
 	char *task = v->task, *dep = v->dep;
 	v->task = v->dep = NULL;
+	if (v->upload) {
+		unlink(v->upload);
+		free(v->upload);
+		v->upload = NULL;
+	}
 	finish(v->ss, task, dep, r, pipeline_outcome_name(r->outcome), r->reason);
 	free(task);
 	free(dep);
@@ -349,8 +358,29 @@ static void deploy(struct services *ss, const char *task_id, const struct proto_
 		finish(ss, task_id, dep, NULL, "error", why);
 		goto out;
 	}
+	const char *up = proto_jv_get_str(o, "upload");
+	if (up) {
+		struct buf raw = BUF_INIT;
+		char *path = xasprintf("%s/upload-%s.tar", ss->dir, dep);
+		FILE *fp = NULL;
+		int ok = crypt_b64_decode(&raw, up, strlen(up), CRYPT_B64_STD) == 0 &&
+			 (fp = fopen(path, "wb")) != NULL &&
+			 fwrite(raw.data, 1, raw.len, fp) == raw.len;
+		if (fp && fclose(fp) != 0)
+			ok = 0;
+		buf_release(&raw);
+		if (!ok) {
+			unlink(path);
+			free(path);
+			finish(ss, task_id, dep, NULL, "error", "upload: the archive cannot be kept");
+			goto out;
+		}
+		free(v->upload);
+		v->upload = path;
+	}
 	sec = secret_env(proto_jv_get(o, "secrets"), &nsec);
 	struct pipeline_req req = {0};
+	req.upload = v->upload;
 	req.id = rb && *rb ? rb : dep;
 	req.bp = bp;
 	req.secrets = (const char *const *)sec;
@@ -363,6 +393,11 @@ static void deploy(struct services *ss, const char *task_id, const struct proto_
 		free(v->task);
 		free(v->dep);
 		v->task = v->dep = NULL;
+		if (v->upload) {
+			unlink(v->upload);
+			free(v->upload);
+			v->upload = NULL;
+		}
 		finish(ss, task_id, dep, NULL, "error", why);
 		goto out;
 	}

@@ -257,5 +257,27 @@ test_expect_success 'cancel: a queued one at once, a running one at its stage' '
 	test_expect_code 1 dployr cancel $slow 2>err
 '
 
+test_expect_success 'source upload: --dir packed by the CLI, served by the app' '
+	mkdir public && echo "<h1>uploaded</h1>" >public/index.html &&
+	cat >site.yaml <<-\EOF &&
+	name: site
+	type: web
+	source: upload
+	runtime: python
+	run_cmd: exec python3 -m http.server --bind 127.0.0.1 $PORT
+	health_check: /index.html
+	EOF
+	test_expect_code 1 dployr deploy -f site.yaml -i web-1 2>err &&
+	grep -q "^dployr deploy: the blueprint has source upload: give --dir DIR$" err &&
+	test_expect_code 1 dployr deploy -f app.yaml -i web-1 --dir public 2>err &&
+	grep -q "^dployr deploy: --dir is only for a blueprint with source upload$" err &&
+	dployr deploy -f site.yaml -i web-1 --dir ./public >out 2>err || { cat out err; false; } &&
+	port=$(sed -n "s/.*running on 127.0.0.1:\([0-9]*\) .*/\1/p" err) &&
+	test "$(curl -sS http://127.0.0.1:$port/index.html)" = "<h1>uploaded</h1>" &&
+	dployr services >svcs.out &&
+	grep -q "^site  *web-1  *web  *running " svcs.out &&
+	! ls a1/services/upload-* 2>/dev/null
+'
+
 kill_saved
 test_done
