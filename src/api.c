@@ -660,7 +660,7 @@ static int64_t query_num(const struct api_request *req, const char *name, int64_
 {
 	struct buf v = BUF_INIT;
 	int64_t n = def;
-	if (req->query && http_query_param(&v, req->query, name) == 0 && v.len) {
+	if (req->query && http_query_param(&v, req->query, name) == 1 && v.len) {
 		char *end;
 		long long x = strtoll(v.data, &end, 10);
 		n = *end || x < 0 ? -1 : x;
@@ -1025,8 +1025,6 @@ static void do_secret_set(const struct api_config *cfg, struct store_txn *t, con
 	}
 	if (v)
 		crypt_wipe((char *)v, strlen(v));
-	if (req->body)
-		crypt_wipe((char *)req->body, req->body_len);
 	proto_json_free(doc);
 }
 

@@ -99,7 +99,7 @@ test_expect_success 'a bare git repo with a small Python web app' '
 test_expect_success 'deploy: log streamed, exit 0 once running and healthy' '
 	dployr deploy -f app.yaml -i web-1 --title "first one" >out 2>err ||
 		{ cat out err; false; } &&
-	grep -q "^building$" out &&
+	test "$(grep -c "^building$" out)" = 1 &&
 	grep -q "^deployment d-[0-9a-f]\{12\} (#1) running$" err &&
 	grep -q "^deployment d-[0-9a-f]\{12\} done: api is running on 127.0.0.1:[0-9]* (pid [0-9]*)$" err &&
 	id=$(sed -n "s/^deployment \(d-[0-9a-f]*\) (#1).*/\1/p" err) &&
