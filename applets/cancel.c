@@ -57,7 +57,8 @@ int cancel_main(int argc, char **argv)
 			cli_print_json(raw.data, raw.len);
 			rc = 0;
 		} else {
-			const char *st = doc ? proto_jv_get_str(proto_json_root(doc), "status") : NULL;
+			const char *st =
+			    doc ? proto_jv_get_str(proto_json_root(doc), "status") : NULL;
 			if (st && !strcmp(st, "cancelled"))
 				fprintf(stderr, "deployment %s cancelled\n", id);
 			else

@@ -162,8 +162,9 @@ int deploy_main(int argc, char **argv)
 		diag_list_release(&dl);
 		int bad = upload != (dir != NULL);
 		if (bad)
-			cli_fail(&cli, "%s", upload ? "the blueprint has source upload: give --dir DIR"
-						    : "--dir is only for a blueprint with source upload");
+			cli_fail(&cli, "%s",
+				 upload ? "the blueprint has source upload: give --dir DIR"
+					: "--dir is only for a blueprint with source upload");
 		if (bad || (dir && pack(&cli, dir, &archive))) {
 			buf_release(&text);
 			buf_release(&archive);
@@ -203,8 +204,8 @@ int deploy_main(int argc, char **argv)
 	const char *st = proto_jv_get_str(proto_json_root(doc), "status");
 	if (detach) {
 		if (cli.json)
-			printf("{\"id\":\"%s\",\"seq\":%lld,\"status\":\"%s\"}\n", id, (long long)seq,
-			       st ? st : "");
+			printf("{\"id\":\"%s\",\"seq\":%lld,\"status\":\"%s\"}\n", id,
+			       (long long)seq, st ? st : "");
 		else
 			printf("%s\n", id);
 		rc = 0;

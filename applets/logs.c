@@ -9,23 +9,21 @@
 #include "client.h"
 #include "deployfollow.h"
 
-static const char synopsis[] =
-    "usage: dployr logs SERVICE [-n LINES] [--config FILE]\n"
-    "       dployr logs SERVICE --deployment ID [-f] [--config FILE]\n";
+static const char synopsis[] = "usage: dployr logs SERVICE [-n LINES] [--config FILE]\n"
+			       "       dployr logs SERVICE --deployment ID [-f] [--config FILE]\n";
 
-static const char help[] =
-    "\n"
-    "Print the last LINES (default 200) lines of the output of SERVICE's\n"
-    "serving release, read by its agent; or, with --deployment, the deploy\n"
-    "log of deployment ID (with -f: followed until it ends).\n"
-    "\n"
-    "  -n LINES           how many lines of the service's output\n"
-    "  --deployment ID    the deploy log of deployment ID\n"
-    "  -f, --follow       follow the deploy log until the deployment ends\n"
-    "  --config FILE      context file (see dployr-login(1))\n"
-    "  -h, --help         show this help\n"
-    "\n"
-    "Exit status: 0 ok, 1 failure, 2 usage error. See dployr-deploy(1).\n";
+static const char help[] = "\n"
+			   "Print the last LINES (default 200) lines of the output of SERVICE's\n"
+			   "serving release, read by its agent; or, with --deployment, the deploy\n"
+			   "log of deployment ID (with -f: followed until it ends).\n"
+			   "\n"
+			   "  -n LINES           how many lines of the service's output\n"
+			   "  --deployment ID    the deploy log of deployment ID\n"
+			   "  -f, --follow       follow the deploy log until the deployment ends\n"
+			   "  --config FILE      context file (see dployr-login(1))\n"
+			   "  -h, --help         show this help\n"
+			   "\n"
+			   "Exit status: 0 ok, 1 failure, 2 usage error. See dployr-deploy(1).\n";
 
 static void out_cb(void *arg, int stream, const void *data, size_t len)
 {

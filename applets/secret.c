@@ -140,8 +140,8 @@ static int name_ok(const char *s)
 	if (!*s || strlen(s) > 128)
 		return 0;
 	for (const char *c = s; *c; c++)
-		if (!((*c >= 'a' && *c <= 'z') || (*c >= 'A' && *c <= 'Z') || *c == '_' || *c == '.' ||
-		      *c == '-' || (*c >= '0' && *c <= '9')))
+		if (!((*c >= 'a' && *c <= 'z') || (*c >= 'A' && *c <= 'Z') || *c == '_' ||
+		      *c == '.' || *c == '-' || (*c >= '0' && *c <= '9')))
 			return 0;
 	return 1;
 }
@@ -178,7 +178,7 @@ int secret_main(int argc, char **argv)
 	struct client *cl = cli_client(&cli, &ctx);
 	rc = 1;
 	if (cl)
-		rc = !strcmp(op, "set") ? set(&cli, cl, args[1], args[2])
+		rc = !strcmp(op, "set")	 ? set(&cli, cl, args[1], args[2])
 		     : !strcmp(op, "ls") ? ls(&cli, cl, args[1])
 					 : rm(&cli, cl, args[1], args[2]);
 	client_free(cl);

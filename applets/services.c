@@ -75,7 +75,8 @@ static int list(struct cli *cli, struct client *cl, const char *inst)
 			  proto_jv_get_str(v, "health"));
 	}
 	if (table_rows(t) == 0)
-		fprintf(stderr, "no services (deploy one with: dployr deploy -f FILE -i INSTANCE)\n");
+		fprintf(stderr,
+			"no services (deploy one with: dployr deploy -f FILE -i INSTANCE)\n");
 	else
 		table_print(t, stdout);
 	table_free(t);

@@ -21,6 +21,12 @@
  *   deploy_cancel  {"deployment_id","service"}: pipeline_cancel when that
  *                  deployment runs (its deploy_done then says cancelled);
  *                  done at once.
+ *   service_logs   {"service","lines"}: the last lines of the serving
+ *                  release's log file (logs/RELEASE.log) as exec_output
+ *                  events and an exec_exit, like an exec task's output.
+ *   service_ctl    {"service","action": stop|start|restart}: act on the
+ *                  serving release's supervisor (pipeline_supervisor);
+ *                  done at once (a restart starts once the stop ends).
  *
  * At most once: a task id is recorded ("meta" database, "svctask/ID")
  * before it runs; a known id is a duplicate and runs nothing. A deploy
@@ -57,7 +63,8 @@ struct services *services_new(struct loop *loop, struct store *s, struct spool *
 void services_free(struct services *ss);
 /* 1 when kind is handled here. */
 int services_handles(const char *kind);
-/* Record and run a task (see the top comment). */
+/* Record and run a task (see the top comment). SERVICES_DONE: answer
+ * the task_ack "done" with result. */
 enum services_status services_submit(struct services *ss, const char *task_id, const char *kind,
 				     const char *payload, struct buf *result, char *err,
 				     size_t errlen);

@@ -25,8 +25,8 @@ struct svc {
 	struct services *ss;
 	char *name;
 	struct pipeline *p;
-	char *task; /* the deploy task in progress, or NULL */
-	char *dep;  /* its deployment id */
+	char *task;   /* the deploy task in progress, or NULL */
+	char *dep;    /* its deployment id */
 	char *upload; /* its archive (source: upload), removed at the end */
 	struct buf log;
 	long long flush_timer;
@@ -266,6 +266,16 @@ static void on_done(struct pipeline *p, void *arg, const struct pipeline_result 
 	free(dep);
 }
 
+/* A service name as blueprints have them (a DNS label): safe as a path
+ * component. */
+static int svc_name_ok(const char *name)
+{
+	size_t n = name ? strlen(name) : 0;
+	if (n < 1 || n > 63 || !strchr("abcdefghijklmnopqrstuvwxyz0123456789", name[0]))
+		return 0;
+	return strspn(name, "abcdefghijklmnopqrstuvwxyz0123456789-") == n;
+}
+
 static struct svc *find_svc(struct services *ss, const char *name)
 {
 	for (struct svc *v = ss->list; v; v = v->next)
@@ -372,7 +382,8 @@ static void deploy(struct services *ss, const char *task_id, const struct proto_
 		if (!ok) {
 			unlink(path);
 			free(path);
-			finish(ss, task_id, dep, NULL, "error", "upload: the archive cannot be kept");
+			finish(ss, task_id, dep, NULL, "error",
+			       "upload: the archive cannot be kept");
 			goto out;
 		}
 		free(v->upload);
@@ -413,8 +424,8 @@ out:
  * exec_exit (status 0, or 1 with "error"), spooled with the task's record
  * in one transaction. */
 #define LOGS_MAX ((size_t)4 << 20)
-static int service_logs(struct services *ss, const char *task_id, const char *name,
-			long long lines, char *err, size_t errlen)
+static int service_logs(struct services *ss, const char *task_id, const char *name, long long lines,
+			char *err, size_t errlen)
 {
 	struct buf data = BUF_INIT, ev = BUF_INIT, key = BUF_INIT;
 	char why[512] = "";
@@ -435,7 +446,8 @@ static int service_logs(struct services *ss, const char *task_id, const char *na
 		FILE *f = fopen(path, "rb");
 		free(path);
 		if (!f) {
-			snprintf(why, sizeof(why), "release '%.64s' of '%.64s' has no log", rel, name);
+			snprintf(why, sizeof(why), "release '%.64s' of '%.64s' has no log", rel,
+				 name);
 		} else {
 			fseek(f, 0, SEEK_END);
 			long size = ftell(f);
@@ -553,7 +565,8 @@ enum services_status services_submit(struct services *ss, const char *task_id, c
 		if (running && !mine) {
 			/* recorded, but its pipeline died with an earlier agent */
 			char e2[128];
-			struct proto_json *doc = proto_json_parse(payload, strlen(payload), e2, sizeof(e2));
+			struct proto_json *doc =
+			    proto_json_parse(payload, strlen(payload), e2, sizeof(e2));
 			const char *dep =
 			    doc ? proto_jv_get_str(proto_json_root(doc), "deployment_id") : NULL;
 			finish(ss, task_id, dep ? dep : "", NULL, "error",
@@ -585,7 +598,7 @@ enum services_status services_submit(struct services *ss, const char *task_id, c
 			proto_jv_int(proto_jv_get(o, "lines"), &lines);
 		if (lines < 1)
 			lines = 1;
-		int rc2 = service_logs(ss, task_id, name && !strchr(name, '/') ? name : NULL,
+		int rc2 = service_logs(ss, task_id, svc_name_ok(name) ? name : NULL,
 				       (long long)lines, err, errlen);
 		proto_json_free(doc);
 		return rc2 < 0 ? SERVICES_ERROR : SERVICES_ACCEPTED;

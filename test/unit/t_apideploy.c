@@ -14,10 +14,8 @@
 #include "secrets.h"
 #include "xalloc.h"
 
-static const char *const dbs[] = {FLEET_DBS,   QUEUE_DBS,   AUTH_DBS, DEPLOYS_DBS,
-				  SECRETS_DBS, "meta", NULL};
-
-
+static const char *const dbs[] = {FLEET_DBS,   QUEUE_DBS, AUTH_DBS, DEPLOYS_DBS,
+				  SECRETS_DBS, "meta",	  NULL};
 
 struct env {
 	struct api_config cfg;
@@ -52,9 +50,8 @@ static void env_init(struct env *e)
 	e->cfg.hooks.arg = e;
 	struct store_txn *t = store_txn_begin(e->cfg.store, 0);
 	char *owner = auth_token_create(t, e->cfg.rng, "owner", AUTH_OWNER);
-	CHECK_INT(fleet_add(t, e->cfg.rng, "web-1", (int64_t)time(NULL), &in, &tok, err,
-			    sizeof err),
-		  0);
+	CHECK_INT(
+	    fleet_add(t, e->cfg.rng, "web-1", (int64_t)time(NULL), &in, &tok, err, sizeof err), 0);
 	CHECK_INT(store_txn_commit(t, err, sizeof err), 0);
 	snprintf(e->auth, sizeof e->auth, "Bearer %s", owner);
 	snprintf(e->instance, sizeof e->instance, "%s", in.id);
@@ -227,7 +224,8 @@ TEST(apideploy_secrets_are_write_only)
 	size_t n = 0;
 	char err[256];
 	struct store_txn *t = store_txn_begin(e.cfg.store, 1);
-	CHECK_INT(secrets_open_for_agent(t, e.master, "default", "api", &p, &n, err, sizeof err), 0);
+	CHECK_INT(secrets_open_for_agent(t, e.master, "default", "api", &p, &n, err, sizeof err),
+		  0);
 	store_txn_abort(t);
 	CHECK_INT((int)n, 1);
 	CHECK_STR(p[0].value, "planted-value-123");
