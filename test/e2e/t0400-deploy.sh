@@ -279,5 +279,15 @@ test_expect_success 'source upload: --dir packed by the CLI, served by the app' 
 	! ls a1/services/upload-* 2>/dev/null
 '
 
+test_expect_success 'the agent dies during a deploy: it ends in error once it is back' '
+	{ dployr deploy -f app.yaml -i web-1 >k.out 2>k.err; echo $? >k.rc; } &
+	wait_for 60 sh -c "\"$DPLOYR\" deployments api -o json | grep -q \"\\\"stage\\\":\\\"build\\\"\"" &&
+	kill -9 "$(cat a1.pid)" && rm a1.pid &&
+	start_agent a1 &&
+	wait_for 60 test -s k.rc &&
+	test "$(cat k.rc)" = 1 &&
+	grep -q "^deployment d-[0-9a-f]* error: the agent restarted during the deploy$" k.err
+'
+
 kill_saved
 test_done
