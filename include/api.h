@@ -10,6 +10,22 @@
  *
  * GET /v1/tasks/ID/stream answers 101 with stream_task set: the caller
  * upgrades the connection to WebSocket and streams the task's output.
+ *
+ * Deployments (issue 4; one cluster, "default", for now):
+ *   POST /v1/deployments {instance, blueprint, title?, upload?}  lint
+ *        again, record (deploys.h), start it when its service is idle
+ *   GET  /v1/deployments/ID, GET /v1/deployments/ID/log?offset=N
+ *        ({status, stage, reason, offset, next, data})
+ *   POST /v1/deployments/ID/cancel
+ *   GET  /v1/services[?instance=NAME], GET /v1/services/S/deployments
+ *        [?limit=N&before=SEQ]
+ *   POST /v1/services/S/rollback {to?}, POST /v1/services/S/logs {lines},
+ *        POST /v1/services/S/stop|start|restart  (the last two answer a
+ *        task id: its output and exit status tell the result)
+ *   GET  /v1/services/S/secrets, PUT|DELETE /v1/services/S/secrets/NAME
+ *        ({value}: never echoed, logged or listed)
+ * A started deployment is a "deploy" task for its instance; base adds the
+ * service's secrets to it only when sending it on the agent session.
  */
 #ifndef DPLOYR_API_H
 #define DPLOYR_API_H
