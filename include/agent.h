@@ -35,7 +35,7 @@
 #define AGENT_STOP_MS	   8000	       /* bound on waiting for tasks when stopping */
 #define AGENT_RENEW_GAP_MS 60000       /* least time between certificate renewals */
 #define AGENT_TASK_KEEP_S  (7 * 86400) /* results kept for duplicate answers */
-#define AGENT_CAPABILITIES "exec"
+#define AGENT_CAPABILITIES "exec", "deploy"
 
 struct agent;
 

@@ -10,6 +10,22 @@
  *
  * GET /v1/tasks/ID/stream answers 101 with stream_task set: the caller
  * upgrades the connection to WebSocket and streams the task's output.
+ *
+ * Deployments (issue 4; one cluster, "default", for now):
+ *   POST /v1/deployments {instance, blueprint, title?, upload?}  lint
+ *        again, record (deploys.h), start it when its service is idle
+ *   GET  /v1/deployments/ID, GET /v1/deployments/ID/log?offset=N
+ *        ({status, stage, reason, offset, next, data})
+ *   POST /v1/deployments/ID/cancel
+ *   GET  /v1/services[?instance=NAME], GET /v1/services/S/deployments
+ *        [?limit=N&before=SEQ]
+ *   POST /v1/services/S/rollback {to?}, POST /v1/services/S/logs {lines},
+ *        POST /v1/services/S/stop|start|restart  (the last two answer a
+ *        task id: its output and exit status tell the result)
+ *   GET  /v1/services/S/secrets, PUT|DELETE /v1/services/S/secrets/NAME
+ *        ({value}: never echoed, logged or listed)
+ * A started deployment is a "deploy" task for its instance; base adds the
+ * service's secrets to it only when sending it on the agent session.
  */
 #ifndef DPLOYR_API_H
 #define DPLOYR_API_H
@@ -42,6 +58,7 @@ struct api_config {
 	const char *ca_pem;
 	const struct pki_key *ca_key;
 	const char *agent_addr; /* told to joining agents ("host:port") */
+	const uint8_t *master;	/* CRYPT_KEY_LEN bytes: secrets' master key */
 	int cert_ttl_s;		/* agent certificates (0: 24 h) */
 	struct api_hooks hooks;
 };
@@ -52,6 +69,7 @@ struct api_request {
 	const char *authorization; /* header value or NULL */
 	const char *body;
 	size_t body_len;
+	const char *query; /* raw query after '?', or NULL */
 };
 
 struct api_response {
@@ -73,5 +91,19 @@ void api_handle(const struct api_config *cfg, const struct api_request *req,
  * (inside t). Returns the PEM (caller frees) or NULL with err. */
 char *api_issue_agent_cert(const struct api_config *cfg, struct store_txn *t, const char *id,
 			   const char *csr_pem, char *err, size_t errlen);
+
+/* Largest archive of a source: upload deployment (it travels base64 in
+ * one API request and one task message, both at most 1 MiB). */
+#define API_UPLOAD_MAX ((size_t)512 << 10)
+
+/* Deployments (deploys.h) run one at a time per service: when none of
+ * cluster/service runs, start the oldest queued one and queue its "deploy"
+ * task ({"deployment_id","blueprint"}; base adds the service's secrets
+ * when it sends the task) for its instance. Sets deliver_to (FLEET_ID_MAX
+ * bytes) to that instance when one was queued. 0, or -1 with t poisoned. */
+int api_deploy_start_next(const struct api_config *cfg, struct store_txn *t, const char *cluster,
+			  const char *service, char *deliver_to);
+/* Forget the upload archive kept for deployment id (it ended). */
+void api_deploy_upload_drop(struct store_txn *t, const char *id);
 
 #endif

@@ -232,6 +232,10 @@ int pipeline_cancel(struct pipeline *p);
  * stays. */
 void pipeline_stop(struct pipeline *p);
 
+/* The serving release's supervisor, owned by p (NULL when none runs, or
+ * static): for stopping, starting and restarting the service in place. */
+struct supervise *pipeline_supervisor(const struct pipeline *p);
+
 enum pipeline_stage pipeline_stage(const struct pipeline *p);
 /* "fetch", "runtime", ... (static strings). */
 const char *pipeline_stage_name(enum pipeline_stage st);

@@ -18,6 +18,7 @@
 #include "net.h"
 #include "pki.h"
 #include "proto.h"
+#include "services.h"
 #include "spool.h"
 #include "store.h"
 #include "taskrun.h"
@@ -62,6 +63,7 @@ struct agent {
 	struct store *store;
 	struct spool *spool;
 	struct taskrun *tr;
+	struct services *svcs;
 	struct crypt_rng *rng;
 	struct backoff backoff;
 
@@ -422,9 +424,24 @@ static void on_task(struct agent *a, struct proto_msg *m)
 	struct proto_task *t = &m->u.task;
 	struct buf result = BUF_INIT;
 	char err[256];
+	int ack_done = 0;
 	a->hold_pump = 1;
-	enum taskrun_status st =
-	    taskrun_submit(a->tr, t->task_id, t->kind, t->payload, &result, err, sizeof(err));
+	enum taskrun_status st;
+	if (services_handles(t->kind)) {
+		enum services_status ss = services_submit(a->svcs, t->task_id, t->kind, t->payload,
+							  &result, err, sizeof(err));
+		st = ss == SERVICES_ERROR	? TASKRUN_ERROR
+		     : ss == SERVICES_DUPLICATE ? TASKRUN_DUPLICATE
+						: TASKRUN_ACCEPTED;
+		if (ss == SERVICES_DONE)
+			ack_done = 1;
+		/* a deploy's payload holds the service's secrets */
+		if (t->payload)
+			crypt_wipe(t->payload, strlen(t->payload));
+	} else {
+		st = taskrun_submit(a->tr, t->task_id, t->kind, t->payload, &result, err,
+				    sizeof(err));
+	}
 	a->hold_pump = 0;
 	if (st == TASKRUN_ERROR) {
 		/* Nothing recorded: no ack, so base re-delivers after the lease. */
@@ -436,7 +453,8 @@ static void on_task(struct agent *a, struct proto_msg *m)
 	struct proto_msg ack = {.type = PROTO_TASK_ACK};
 	ack.id = m->id;
 	ack.u.task_ack.task_id = t->task_id;
-	ack.u.task_ack.status = st == TASKRUN_ACCEPTED	  ? "accepted"
+	ack.u.task_ack.status = ack_done		  ? "done"
+				: st == TASKRUN_ACCEPTED  ? "accepted"
 				: st == TASKRUN_DUPLICATE ? "duplicate"
 							  : "failed";
 	ack.u.task_ack.result = result.len ? result.data : NULL;
@@ -710,7 +728,7 @@ static void enter(struct agent *a, enum state from)
 		m.u.hello.proto_versions = versions;
 		m.u.hello.proto_versions_len = 1;
 		m.u.hello.capabilities = caps;
-		m.u.hello.capabilities_len = 1;
+		m.u.hello.capabilities_len = sizeof(caps) / sizeof(caps[0]);
 		m.u.hello.instance_id = a->id.instance_id;
 		m.u.hello.last_event_seq = (int64_t)spool_last_seq(a->spool);
 		if (send_msg(a, &m) < 0) {
@@ -843,6 +861,9 @@ struct agent *agent_new(struct loop *loop, const char *data_dir, char *err, size
 	a->tr = taskrun_new(loop, a->store, a->spool, NULL, notify_cb, a, err, errlen);
 	if (!a->tr)
 		goto fail;
+	a->svcs = services_new(loop, a->store, a->spool, a->dir, notify_cb, a, err, errlen);
+	if (!a->svcs)
+		goto fail;
 	return a;
 fail:
 	agent_free(a);
@@ -886,6 +907,7 @@ void agent_free(struct agent *a)
 	end_session(a);
 	if (a->conn)
 		conn_free(a->conn);
+	services_free(a->svcs);
 	taskrun_free(a->tr);
 	spool_free(a->spool);
 	store_close(a->store);

@@ -7,11 +7,18 @@
 #include <time.h>
 
 #include "auth.h"
+#include "bp.h"
+#include "deploys.h"
+#include "diag.h"
 #include "fleet.h"
+#include "http.h"
 #include "proto.h"
+#include "secrets.h"
 #include "xalloc.h"
 
 #define DEFAULT_CERT_TTL (24 * 3600)
+/* One cluster until clusters exist (DESIGN.md section 4). */
+#define CLUSTER "default"
 
 void api_response_init(struct api_response *r)
 {
@@ -410,6 +417,634 @@ static void do_task_cancel(const struct api_config *cfg, struct store_txn *t, co
 	queue_task_release(&k);
 }
 
+/* --- deployments, services, secrets ------------------------------------------ */
+
+static const char *instance_name(struct store_txn *t, const char *id, struct fleet_instance *in)
+{
+	return fleet_get(t, id, in) == 0 ? in->name : id;
+}
+
+static void ms_field(struct buf *b, const char *key, int64_t ms)
+{
+	buf_printf(b, ",\"%s\":", key);
+	if (ms)
+		buf_printf(b, "%lld", (long long)ms);
+	else
+		buf_puts(b, "null");
+}
+
+static void str_field(struct buf *b, const char *key, const char *v)
+{
+	buf_printf(b, ",\"%s\":", key);
+	buf_json_cstr(b, v && *v ? v : NULL);
+}
+
+/* A deployment as the API shows it (never its blueprint's secrets: a
+ * blueprint holds none, secrets live in their own store). */
+static void deploy_json(struct store_txn *t, const struct deploys_rec *d, struct buf *b)
+{
+	struct fleet_instance in;
+	buf_puts(b, "{\"id\":");
+	buf_json_cstr(b, d->id);
+	buf_printf(b, ",\"seq\":%llu", (unsigned long long)d->seq);
+	str_field(b, "service", d->service);
+	str_field(b, "instance", instance_name(t, d->instance, &in));
+	str_field(b, "instance_id", d->instance);
+	buf_puts(b, ",\"title\":");
+	buf_json_cstr(b, d->title ? d->title : "");
+	buf_printf(b, ",\"status\":\"%s\"", deploys_status_name(d->status));
+	str_field(b, "stage", d->stage);
+	str_field(b, "reason", d->reason);
+	ms_field(b, "created_ms", d->created_ms);
+	ms_field(b, "started_ms", d->started_ms);
+	ms_field(b, "finished_ms", d->finished_ms);
+	str_field(b, "revision", d->revision);
+	str_field(b, "runtime_version", d->runtime_version);
+	str_field(b, "release", d->release);
+	buf_printf(b, ",\"port\":%d,\"pid\":%lld", d->port, (long long)d->pid);
+	str_field(b, "rollback_of", d->rollback_of);
+	buf_printf(b, ",\"release_kept\":%s,\"cancel_requested\":%s}",
+		   d->release_kept ? "true" : "false", d->cancel_requested ? "true" : "false");
+}
+
+/* The archive of an upload deployment waits in "meta" under
+ * "upload/ID" (base64 text) until the deployment starts and ends. */
+static void upload_key(struct buf *k, const char *id)
+{
+	buf_printf(k, "upload/%s", id);
+}
+
+void api_deploy_upload_drop(struct store_txn *t, const char *id)
+{
+	struct buf k = BUF_INIT;
+	upload_key(&k, id);
+	store_del(t, store_db(store_txn_store(t), "meta"), k.data, k.len);
+	buf_release(&k);
+}
+
+int api_deploy_start_next(const struct api_config *cfg, struct store_txn *t, const char *cluster,
+			  const char *service, char *deliver_to)
+{
+	struct deploys_rec d = {0};
+	char id[QUEUE_ID_MAX];
+	int64_t now = (int64_t)time(NULL) * 1000;
+	int rc = deploys_start_next(t, cluster, service, now, &d);
+	if (rc == STORE_NOTFOUND)
+		return 0;
+	if (rc < 0)
+		return -1;
+	struct buf pl = BUF_INIT;
+	buf_puts(&pl, "{\"deployment_id\":");
+	buf_json_cstr(&pl, d.id);
+	buf_puts(&pl, ",\"blueprint\":");
+	buf_json_cstr(&pl, d.blueprint);
+	if (d.rollback_of[0]) {
+		buf_puts(&pl, ",\"rollback_of\":");
+		buf_json_cstr(&pl, d.rollback_of);
+	}
+	struct buf k = BUF_INIT, up = BUF_INIT;
+	upload_key(&k, d.id);
+	if (store_get_buf(t, store_db(store_txn_store(t), "meta"), k.data, k.len, &up) == 0) {
+		buf_puts(&pl, ",\"upload\":");
+		buf_json_str(&pl, up.data, up.len);
+	}
+	buf_release(&k);
+	buf_release(&up);
+	buf_puts(&pl, "}");
+	rc = queue_add(t, cfg->rng, d.instance, "deploy", pl.data, now, id);
+	buf_release(&pl);
+	if (rc == 0 && online(cfg, d.instance))
+		snprintf(deliver_to, FLEET_ID_MAX, "%.*s", FLEET_ID_MAX - 1, d.instance);
+	deploys_rec_release(&d);
+	return rc < 0 ? -1 : 0;
+}
+
+/* Check a blueprint text as `dployr lint` would: 0 with *out (free it) for
+ * exactly one valid blueprint, else -1 with the findings in err. */
+static int blueprint_check(const char *text, struct bp_file **out, struct buf *err)
+{
+	struct diag_list dl;
+	diag_list_init(&dl);
+	struct bp_file *f = bp_parse("blueprint", text, strlen(text), &dl);
+	int bad = 0;
+	for (size_t i = 0; i < dl.n; i++)
+		if (dl.items[i].severity == DIAG_ERROR) {
+			buf_printf(err, "%s%d:%d: %s", bad ? "; " : "", dl.items[i].line,
+				   dl.items[i].col, dl.items[i].msg);
+			bad++;
+		}
+	if (!bad && bp_file_count(f) != 1) {
+		buf_puts(err, "the blueprint must hold exactly one service");
+		bad = 1;
+	}
+	diag_list_release(&dl);
+	if (bad) {
+		bp_file_free(f);
+		return -1;
+	}
+	*out = f;
+	return 0;
+}
+
+static void do_deploy_create(const struct api_config *cfg, struct store_txn *t,
+			     const struct api_request *req, struct api_response *r,
+			     const char *user, char *deliver_to)
+{
+	struct fleet_instance in;
+	struct deploys_rec d = {0};
+	struct bp_file *f = NULL;
+	struct buf why = BUF_INIT;
+	char err[1024];
+	(void)user;
+	struct proto_json *doc = body_object(req, r);
+	if (!doc)
+		return;
+	const struct proto_jv *o = proto_json_root(doc);
+	const char *inst = proto_jv_get_str(o, "instance"), *text = proto_jv_get_str(o, "blueprint");
+	const char *title = proto_jv_get_str(o, "title");
+	const char *upload = proto_jv_get_str(o, "upload");
+	if (!inst || !text) {
+		fail(r, 400, "request body: 'instance' and 'blueprint' are required strings");
+		goto out;
+	}
+	if (strlen(text) > DEPLOYS_BLUEPRINT_MAX) {
+		fail(r, 413, "blueprint: larger than %zu bytes", (size_t)DEPLOYS_BLUEPRINT_MAX);
+		goto out;
+	}
+	if (blueprint_check(text, &f, &why) < 0) {
+		fail(r, 400, "blueprint: %s", why.data);
+		goto out;
+	}
+	int rc = fleet_get_by_name(t, inst, &in);
+	if (rc != 0) {
+		if (rc < 0)
+			fail(r, 500, "store: %s", store_txn_error(t));
+		else
+			fail(r, 404, "instance '%s' not found", inst);
+		goto out;
+	}
+	if (in.revoked) {
+		fail(r, 409, "instance '%s' is removed", inst);
+		goto out;
+	}
+	const struct bp *bp = bp_file_get(f, 0);
+	if ((bp->source == BP_SOURCE_UPLOAD) != (upload != NULL)) {
+		fail(r, 400, "%s", upload ? "'upload' is only for a blueprint with source upload"
+					  : "source upload: the request has no 'upload' archive");
+		goto out;
+	}
+	if (upload) {
+		struct buf raw = BUF_INIT;
+		int bad = strlen(upload) > API_UPLOAD_MAX / 3 * 4 + 4 ||
+			  crypt_b64_decode(&raw, upload, strlen(upload), CRYPT_B64_STD) < 0 ||
+			  raw.len == 0 || raw.len > API_UPLOAD_MAX;
+		buf_release(&raw);
+		if (bad) {
+			fail(r, 400, "'upload' must be a base64 archive of 1 to %zu bytes",
+			     (size_t)API_UPLOAD_MAX);
+			goto out;
+		}
+	}
+	struct deploys_new nw = {CLUSTER, bp->name, in.id, text, title, NULL, NULL};
+	if (deploys_add(t, cfg->rng, &nw, (int64_t)time(NULL) * 1000, &d, err, sizeof err) < 0) {
+		fail(r, store_txn_failed(t) ? 500 : 400, "%s", err);
+		goto out;
+	}
+	if (upload) {
+		struct buf k = BUF_INIT;
+		upload_key(&k, d.id);
+		store_put(t, store_db(store_txn_store(t), "meta"), k.data, k.len, upload,
+			  strlen(upload));
+		buf_release(&k);
+	}
+	if (api_deploy_start_next(cfg, t, CLUSTER, bp->name, deliver_to) < 0) {
+		fail(r, 500, "store: %s", store_txn_error(t));
+		goto out;
+	}
+	char did[DEPLOYS_ID_MAX];
+	snprintf(did, sizeof did, "%s", d.id);
+	deploys_rec_release(&d);
+	deploys_get(t, did, &d); /* started, or still queued behind another */
+	ok_json(r, 201);
+	deploy_json(t, &d, &r->body);
+out:
+	deploys_rec_release(&d);
+	bp_file_free(f);
+	buf_release(&why);
+	proto_json_free(doc);
+}
+
+static int get_deploy(struct store_txn *t, const char *id, struct deploys_rec *d,
+		      struct api_response *r)
+{
+	int rc = deploys_get(t, id, d);
+	if (rc == STORE_NOTFOUND)
+		fail(r, 404, "deployment '%s' not found", id);
+	else if (rc < 0)
+		fail(r, 500, "store: %s", store_txn_error(t));
+	return rc;
+}
+
+static void do_deploy_get(struct store_txn *t, const char *id, struct api_response *r)
+{
+	struct deploys_rec d = {0};
+	if (get_deploy(t, id, &d, r) == 0) {
+		ok_json(r, 200);
+		deploy_json(t, &d, &r->body);
+	}
+	deploys_rec_release(&d);
+}
+
+/* A query parameter as a non-negative number; def when absent, -1 when bad. */
+static int64_t query_num(const struct api_request *req, const char *name, int64_t def)
+{
+	struct buf v = BUF_INIT;
+	int64_t n = def;
+	if (req->query && http_query_param(&v, req->query, name) == 1 && v.len) {
+		char *end;
+		long long x = strtoll(v.data, &end, 10);
+		n = *end || x < 0 ? -1 : x;
+	}
+	buf_release(&v);
+	return n;
+}
+
+/* GET /v1/deployments/ID/log?offset=N: {"status","offset","next","data"}
+ * where data is the log text from offset on (at most one chunk). */
+static void do_deploy_log(struct store_txn *t, const char *id, const struct api_request *req,
+			  struct api_response *r)
+{
+	struct deploys_rec d = {0};
+	struct buf data = BUF_INIT;
+	uint64_t next = 0;
+	int64_t off = query_num(req, "offset", 0);
+	if (off < 0) {
+		fail(r, 400, "query: 'offset' must be a non-negative integer");
+		return;
+	}
+	if (get_deploy(t, id, &d, r) != 0)
+		goto out;
+	if (deploys_log_read(t, id, (uint64_t)off, 0, &data, &next) < 0) {
+		fail(r, 500, "store: %s", store_txn_error(t));
+		goto out;
+	}
+	ok_json(r, 200);
+	buf_printf(&r->body, "{\"id\":\"%s\",\"status\":\"%s\"", d.id,
+		   deploys_status_name(d.status));
+	str_field(&r->body, "stage", d.stage);
+	str_field(&r->body, "reason", d.reason);
+	buf_printf(&r->body, ",\"offset\":%lld,\"next\":%llu,\"data\":", (long long)off,
+		   (unsigned long long)next);
+	buf_json_str(&r->body, data.data ? data.data : "", data.len);
+	buf_puts(&r->body, "}");
+out:
+	deploys_rec_release(&d);
+	buf_release(&data);
+}
+
+static void do_deploy_cancel(const struct api_config *cfg, struct store_txn *t, const char *id,
+			     struct api_response *r, char *deliver_to)
+{
+	struct deploys_rec d = {0};
+	char err[512], tid[QUEUE_ID_MAX];
+	if (get_deploy(t, id, &d, r) != 0)
+		goto out;
+	deploys_rec_release(&d);
+	if (deploys_request_cancel(t, id, (int64_t)time(NULL) * 1000, &d, err, sizeof err) < 0) {
+		fail(r, store_txn_failed(t) ? 500 : 409, "%s", err);
+		goto out;
+	}
+	if (d.status == DEPLOYS_CANCELLED)
+		api_deploy_upload_drop(t, d.id);
+	if (d.status == DEPLOYS_RUNNING) {
+		/* the agent stops its pipeline and reports the end */
+		struct buf pl = BUF_INIT;
+		buf_puts(&pl, "{\"deployment_id\":");
+		buf_json_cstr(&pl, d.id);
+		buf_puts(&pl, ",\"service\":");
+		buf_json_cstr(&pl, d.service);
+		buf_puts(&pl, "}");
+		int rc = queue_add(t, cfg->rng, d.instance, "deploy_cancel", pl.data,
+				   (int64_t)time(NULL) * 1000, tid);
+		buf_release(&pl);
+		if (rc < 0) {
+			fail(r, 500, "store: %s", store_txn_error(t));
+			goto out;
+		}
+		if (online(cfg, d.instance))
+			snprintf(deliver_to, FLEET_ID_MAX, "%.*s", FLEET_ID_MAX - 1, d.instance);
+	}
+	ok_json(r, 200);
+	deploy_json(t, &d, &r->body);
+out:
+	deploys_rec_release(&d);
+}
+
+static void do_service_deploys(struct store_txn *t, const char *service,
+			       const struct api_request *req, struct api_response *r)
+{
+	struct deploys_rec *all = NULL;
+	size_t n = 0;
+	int64_t limit = query_num(req, "limit", 0), before = query_num(req, "before", 0);
+	if (limit < 0 || before < 0) {
+		fail(r, 400, "query: 'limit' and 'before' must be non-negative integers");
+		return;
+	}
+	if (!deploys_name_valid(service)) {
+		fail(r, 400, "service name '%s' is invalid", service);
+		return;
+	}
+	if (deploys_list(t, CLUSTER, service, (uint64_t)before, (size_t)limit, &all, &n) < 0) {
+		fail(r, 500, "store: %s", store_txn_error(t));
+		return;
+	}
+	ok_json(r, 200);
+	buf_puts(&r->body, "[");
+	for (size_t i = 0; i < n; i++) {
+		if (i)
+			buf_putc(&r->body, ',');
+		deploy_json(t, &all[i], &r->body);
+	}
+	buf_puts(&r->body, "]");
+	deploys_list_free(all, n);
+}
+
+struct svc_names {
+	struct buf names; /* NUL-separated */
+};
+
+static int svc_name_cb(const void *key, size_t klen, const void *val, size_t vlen, void *arg)
+{
+	struct svc_names *sn = arg;
+	const char *k = key;
+	size_t pre = strlen(CLUSTER "/");
+	(void)val;
+	(void)vlen;
+	if (klen > pre + 1 && k[klen - 1] == '/') {
+		buf_add(&sn->names, k + pre, klen - pre - 1);
+		buf_putc(&sn->names, 0);
+	}
+	return 0;
+}
+
+/* GET /v1/services[?instance=NAME]: every service that has deployments,
+ * with what serves (the newest done deployment) and what runs now. */
+static void do_services_list(struct store_txn *t, const struct api_request *req,
+			     struct api_response *r)
+{
+	struct svc_names sn = {BUF_INIT};
+	struct buf want = BUF_INIT;
+	int db = store_db(store_txn_store(t), "deploy_seq");
+	if (req->query)
+		http_query_param(&want, req->query, "instance");
+	if (store_scan_prefix(t, db, CLUSTER "/", strlen(CLUSTER "/"), 0, svc_name_cb, &sn) < 0) {
+		fail(r, 500, "store: %s", store_txn_error(t));
+		goto out;
+	}
+	ok_json(r, 200);
+	buf_puts(&r->body, "[");
+	int first = 1;
+	for (size_t off = 0; off < sn.names.len; off += strlen(sn.names.data + off) + 1) {
+		const char *svc = sn.names.data + off;
+		struct deploys_rec *all = NULL, *cur = NULL, *act = NULL;
+		size_t n = 0;
+		if (deploys_list(t, CLUSTER, svc, 0, 100, &all, &n) < 0 || n == 0) {
+			deploys_list_free(all, n);
+			continue;
+		}
+		for (size_t i = 0; i < n; i++) {
+			if (!cur && all[i].status == DEPLOYS_DONE)
+				cur = &all[i];
+			if (!act && all[i].status == DEPLOYS_RUNNING)
+				act = &all[i];
+		}
+		const struct deploys_rec *any = cur ? cur : &all[0];
+		struct fleet_instance in;
+		const char *iname = instance_name(t, any->instance, &in);
+		if (want.len && strcmp(want.data, iname) != 0) {
+			deploys_list_free(all, n);
+			continue;
+		}
+		struct bp_file *f = NULL;
+		struct buf why = BUF_INIT;
+		const char *type = NULL;
+		if (blueprint_check(any->blueprint, &f, &why) == 0)
+			type = bp_type_name(bp_file_get(f, 0)->type);
+		buf_puts(&r->body, first ? "{\"name\":" : ",{\"name\":");
+		first = 0;
+		buf_json_cstr(&r->body, svc);
+		str_field(&r->body, "instance", iname);
+		str_field(&r->body, "type", type);
+		const char *state = act ? "deploying" : cur ? "running" : "failed";
+		buf_printf(&r->body, ",\"state\":\"%s\"", state);
+		str_field(&r->body, "deployment", cur ? cur->id : NULL);
+		str_field(&r->body, "release", cur ? cur->release : NULL);
+		str_field(&r->body, "revision", cur ? cur->revision : NULL);
+		str_field(&r->body, "runtime_version", cur ? cur->runtime_version : NULL);
+		buf_printf(&r->body, ",\"port\":%d,\"pid\":%lld", cur ? cur->port : 0,
+			   cur ? (long long)cur->pid : 0LL);
+		str_field(&r->body, "deploying", act ? act->id : NULL);
+		buf_puts(&r->body, ",\"restarts\":null,\"health\":null}");
+		bp_file_free(f);
+		buf_release(&why);
+		deploys_list_free(all, n);
+	}
+	buf_puts(&r->body, "]");
+out:
+	buf_release(&sn.names);
+	buf_release(&want);
+}
+
+/* POST /v1/services/S/rollback {"to":ID?}: a new deployment that
+ * re-activates the kept release of an earlier done one (the previous one
+ * by default), queued like any other. */
+static void do_service_rollback(const struct api_config *cfg, struct store_txn *t,
+				const char *service, const struct api_request *req,
+				struct api_response *r, char *deliver_to)
+{
+	struct deploys_rec target = {0}, d = {0};
+	char err[512], title[DEPLOYS_TITLE_MAX];
+	if (!deploys_name_valid(service)) {
+		fail(r, 400, "service name '%s' is invalid", service);
+		return;
+	}
+	struct proto_json *doc = req->body_len ? body_object(req, r) : NULL;
+	if (req->body_len && !doc)
+		return;
+	const char *to = doc ? proto_jv_get_str(proto_json_root(doc), "to") : NULL;
+	if (to && !*to)
+		to = NULL;
+	int rc = deploys_rollback_target(t, CLUSTER, service, to, &target, err, sizeof err);
+	if (rc == STORE_NOTFOUND) {
+		fail(r, 409, "service '%s' has no earlier release to roll back to", service);
+		goto out;
+	}
+	if (rc < 0) {
+		fail(r, store_txn_failed(t) ? 500 : 409, "%s", err);
+		goto out;
+	}
+	snprintf(title, sizeof title, "rollback to #%llu", (unsigned long long)target.seq);
+	struct deploys_new nw = {CLUSTER,	   service, target.instance, target.blueprint,
+				 title,		   NULL,    target.id};
+	if (deploys_add(t, cfg->rng, &nw, (int64_t)time(NULL) * 1000, &d, err, sizeof err) < 0) {
+		fail(r, store_txn_failed(t) ? 500 : 400, "%s", err);
+		goto out;
+	}
+	if (api_deploy_start_next(cfg, t, CLUSTER, service, deliver_to) < 0) {
+		fail(r, 500, "store: %s", store_txn_error(t));
+		goto out;
+	}
+	char did[DEPLOYS_ID_MAX];
+	snprintf(did, sizeof did, "%s", d.id);
+	deploys_rec_release(&d);
+	deploys_get(t, did, &d);
+	ok_json(r, 201);
+	deploy_json(t, &d, &r->body);
+out:
+	deploys_rec_release(&target);
+	deploys_rec_release(&d);
+	proto_json_free(doc);
+}
+
+/* POST /v1/services/S/logs {"lines":N}: a task for the service's agent
+ * that sends the tail of the serving release's output as task output
+ * (read it with GET /v1/tasks/ID/stream, as for exec). POST
+ * /v1/services/S/stop|start|restart: a service_ctl task, whose exit status
+ * says whether the agent could (GET /v1/tasks/ID). */
+static void do_service_task(const struct api_config *cfg, struct store_txn *t, const char *service,
+			    const struct api_request *req, struct api_response *r,
+			    char *deliver_to)
+{
+	struct deploys_rec *all = NULL;
+	size_t n = 0;
+	char id[QUEUE_ID_MAX];
+	int64_t lines = 200;
+	if (!deploys_name_valid(service)) {
+		fail(r, 400, "service name '%s' is invalid", service);
+		return;
+	}
+	struct proto_json *doc = req->body_len ? body_object(req, r) : NULL;
+	if (req->body_len && !doc)
+		return;
+	const struct proto_jv *lv = doc ? proto_jv_get(proto_json_root(doc), "lines") : NULL;
+	if (lv && (proto_jv_int(lv, &lines) < 0 || lines < 1 || lines > 100000)) {
+		fail(r, 400, "request body: 'lines' must be 1 to 100000");
+		goto out;
+	}
+	if (deploys_list(t, CLUSTER, service, 0, 1, &all, &n) < 0) {
+		fail(r, 500, "store: %s", store_txn_error(t));
+		goto out;
+	}
+	if (n == 0) {
+		fail(r, 404, "service '%s' not found", service);
+		goto out;
+	}
+	if (!online(cfg, all[0].instance)) {
+		fail(r, 409, "the instance of service '%s' is offline", service);
+		goto out;
+	}
+	const char *action = strrchr(req->path, '/') + 1;
+	int logs = strcmp(action, "logs") == 0;
+	struct buf pl = BUF_INIT;
+	buf_puts(&pl, "{\"service\":");
+	buf_json_cstr(&pl, service);
+	if (logs)
+		buf_printf(&pl, ",\"lines\":%lld}", (long long)lines);
+	else
+		buf_printf(&pl, ",\"action\":\"%s\"}", action);
+	int rc = queue_add(t, cfg->rng, all[0].instance, logs ? "service_logs" : "service_ctl",
+			   pl.data, (int64_t)time(NULL) * 1000, id);
+	buf_release(&pl);
+	if (rc < 0) {
+		fail(r, 500, "store: %s", store_txn_error(t));
+		goto out;
+	}
+	snprintf(deliver_to, FLEET_ID_MAX, "%.*s", FLEET_ID_MAX - 1, all[0].instance);
+	ok_json(r, 201);
+	buf_printf(&r->body, "{\"task_id\":\"%s\"}", id);
+out:
+	deploys_list_free(all, n);
+	proto_json_free(doc);
+}
+
+static void do_secrets_list(struct store_txn *t, const char *service, struct api_response *r)
+{
+	struct secrets_meta *all = NULL;
+	size_t n = 0;
+	char err[512];
+	if (!deploys_name_valid(service)) {
+		fail(r, 400, "service name '%s' is invalid", service);
+		return;
+	}
+	if (secrets_list(t, CLUSTER, service, &all, &n, err, sizeof err) < 0) {
+		fail(r, 500, "%s", err);
+		return;
+	}
+	ok_json(r, 200);
+	buf_puts(&r->body, "[");
+	for (size_t i = 0; i < n; i++) {
+		buf_puts(&r->body, i ? ",{\"name\":" : "{\"name\":");
+		buf_json_cstr(&r->body, all[i].name);
+		buf_printf(&r->body, ",\"created_ms\":%lld,\"updated_ms\":%lld}",
+			   (long long)all[i].created_ms, (long long)all[i].updated_ms);
+	}
+	buf_puts(&r->body, "]");
+	free(all);
+}
+
+/* PUT /v1/services/S/secrets/NAME {"value":"..."}: the value is never
+ * echoed, logged or returned. */
+static void do_secret_set(const struct api_config *cfg, struct store_txn *t, const char *service,
+			  const char *name, const struct api_request *req, struct api_response *r)
+{
+	char err[512];
+	if (!cfg->master) {
+		fail(r, 503, "secrets: base has no master key");
+		return;
+	}
+	if (!deploys_name_valid(service)) {
+		fail(r, 400, "service name '%s' is invalid", service);
+		return;
+	}
+	struct proto_json *doc = body_object(req, r);
+	if (!doc)
+		return;
+	const char *v = proto_jv_get_str(proto_json_root(doc), "value");
+	if (!v) {
+		fail(r, 400, "request body: 'value' is a required string");
+	} else if (secrets_set(t, cfg->rng, cfg->master, CLUSTER, service, name, v, strlen(v),
+			       (int64_t)time(NULL) * 1000, err, sizeof err) < 0) {
+		fail(r, store_txn_failed(t) ? 500 : 400, "%s", err);
+	} else {
+		ok_json(r, 200);
+		buf_puts(&r->body, "{\"service\":");
+		buf_json_cstr(&r->body, service);
+		buf_puts(&r->body, ",\"name\":");
+		buf_json_cstr(&r->body, name);
+		buf_puts(&r->body, "}");
+	}
+	if (v)
+		crypt_wipe((char *)v, strlen(v));
+	proto_json_free(doc);
+}
+
+static void do_secret_rm(struct store_txn *t, const char *service, const char *name,
+			 struct api_response *r)
+{
+	char err[512];
+	int rc = deploys_name_valid(service)
+		     ? secrets_delete(t, CLUSTER, service, name, err, sizeof err)
+		     : (snprintf(err, sizeof err, "service name '%s' is invalid", service), -2);
+	if (rc == STORE_NOTFOUND)
+		fail(r, 404, "%s", err);
+	else if (rc < 0)
+		fail(r, rc == -2 ? 400 : 500, "%s", err);
+	else {
+		ok_json(r, 200);
+		buf_puts(&r->body, "{\"deleted\":true}");
+	}
+}
+
 void api_handle(const struct api_config *cfg, const struct api_request *req, struct api_response *r)
 {
 	struct auth_match m;
@@ -484,6 +1119,42 @@ void api_handle(const struct api_config *cfg, const struct api_request *req, str
 	}
 	case AUTH_R_TASK_CANCEL:
 		do_task_cancel(cfg, t, m.params[0], r, cancel_on);
+		break;
+	case AUTH_R_DEPLOY_CREATE:
+		do_deploy_create(cfg, t, req, r, user, deliver_to);
+		break;
+	case AUTH_R_DEPLOY_GET:
+		do_deploy_get(t, m.params[0], r);
+		break;
+	case AUTH_R_DEPLOY_LOG:
+		do_deploy_log(t, m.params[0], req, r);
+		break;
+	case AUTH_R_DEPLOY_CANCEL:
+		do_deploy_cancel(cfg, t, m.params[0], r, deliver_to);
+		break;
+	case AUTH_R_SERVICE_DEPLOYS:
+		do_service_deploys(t, m.params[0], req, r);
+		break;
+	case AUTH_R_SERVICES_LIST:
+		do_services_list(t, req, r);
+		break;
+	case AUTH_R_SERVICE_ROLLBACK:
+		do_service_rollback(cfg, t, m.params[0], req, r, deliver_to);
+		break;
+	case AUTH_R_SERVICE_LOGS:
+		do_service_task(cfg, t, m.params[0], req, r, deliver_to);
+		break;
+	case AUTH_R_SERVICE_CTL:
+		do_service_task(cfg, t, m.params[0], req, r, deliver_to);
+		break;
+	case AUTH_R_SECRETS_LIST:
+		do_secrets_list(t, m.params[0], r);
+		break;
+	case AUTH_R_SECRET_SET:
+		do_secret_set(cfg, t, m.params[0], m.params[1], req, r);
+		break;
+	case AUTH_R_SECRET_RM:
+		do_secret_rm(t, m.params[0], m.params[1], r);
 		break;
 	default:
 		fail(r, 404, "no route for '%s'", req->path);

@@ -8,10 +8,12 @@
 #include "api.h"
 #include "conn.h"
 #include "crypt.h"
+#include "deploys.h"
 #include "fleet.h"
 #include "log.h"
 #include "proto.h"
 #include "queue.h"
+#include "secrets.h"
 #include "tls.h"
 #include "xalloc.h"
 
@@ -68,6 +70,7 @@ struct base {
 	size_t nregistered;
 	struct sub *subs;
 	struct apiconn *apiconns;
+	uint8_t master[CRYPT_KEY_LEN]; /* secrets (wiped on free) */
 };
 
 static int64_t wall_ms(void)
@@ -371,6 +374,7 @@ static void api_request_cb(struct conn *c, void *arg, struct http_parser *msg)
 	struct api_request req = {0};
 	req.method = http_method(msg);
 	req.path = http_path(msg);
+	req.query = http_query(msg);
 	req.authorization = http_header(msg, "Authorization");
 	req.body = http_body(msg, &req.body_len);
 	api_response_init(&r);
@@ -456,19 +460,62 @@ static void hook_cancel(void *arg, const char *instance, const char *task)
 
 struct collect {
 	struct base *b;
-	struct buf msgs; /* NUL-separated encoded messages */
+	struct store_txn *t;
+	struct buf msgs; /* NUL-separated encoded messages (may hold secrets) */
 };
+
+/* The payload of a "deploy" task as sent: the stored one (which holds no
+ * secret) plus "secrets":{NAME:value} of its service, opened here, inside
+ * the lease transaction, for this mTLS session only. Wipe out after use. */
+static void deploy_payload(struct collect *co, const struct queue_task *k, struct buf *out)
+{
+	char err[256];
+	struct deploys_rec d = {0};
+	struct secrets_pair *pairs = NULL;
+	size_t n = 0, len = strlen(k->payload);
+	struct proto_json *doc = proto_json_parse(k->payload, len, err, sizeof err);
+	const char *id = doc ? proto_jv_get_str(proto_json_root(doc), "deployment_id") : NULL;
+	buf_puts(out, k->payload);
+	if (!id || len < 2 || k->payload[len - 1] != '}' || deploys_get(co->t, id, &d) != 0)
+		goto out;
+	if (secrets_open_for_agent(co->t, co->b->master, d.cluster, d.service, &pairs, &n, err,
+				   sizeof err) < 0) {
+		log_error("deploy", "secrets not opened", "deployment", id, "error", err, NULL);
+		goto out;
+	}
+	buf_truncate(out, len - 1);
+	buf_puts(out, ",\"secrets\":{");
+	for (size_t i = 0; i < n; i++) {
+		if (i)
+			buf_putc(out, ',');
+		buf_json_cstr(out, pairs[i].name);
+		buf_putc(out, ':');
+		buf_json_str(out, pairs[i].value, pairs[i].len);
+	}
+	buf_puts(out, "}}");
+out:
+	secrets_pairs_free(pairs, n);
+	deploys_rec_release(&d);
+	proto_json_free(doc);
+}
 
 static void collect_task(const struct queue_task *k, void *arg)
 {
 	struct collect *co = arg;
 	char err[256];
-	struct proto_task m = {(char *)k->id, (char *)k->kind, k->payload, co->b->lease_ms};
+	struct buf pl = BUF_INIT;
+	if (strcmp(k->kind, "deploy") == 0)
+		deploy_payload(co, k, &pl);
+	else
+		buf_puts(&pl, k->payload);
+	struct proto_task m = {(char *)k->id, (char *)k->kind, pl.data, co->b->lease_ms};
 	size_t before = co->msgs.len;
 	if (proto_encode_task(&co->msgs, k->id, &m, err, sizeof err) == 0)
 		buf_putc(&co->msgs, 0);
 	else
 		buf_truncate(&co->msgs, before);
+	crypt_wipe(pl.data, pl.len);
+	buf_release(&pl);
 }
 
 static void lease_cb(struct loop *loop, long long id, void *arg, int mask)
@@ -485,14 +532,16 @@ static void lease_cb(struct loop *loop, long long id, void *arg, int mask)
  * arm the lease timer for the next expiry. */
 static void deliver(struct base *b, struct sess *s, int force)
 {
-	struct collect co = {b, BUF_INIT};
+	struct collect co = {b, NULL, BUF_INIT};
 	char err[256];
 	int64_t now = wall_ms();
 	struct store_txn *t = store_txn_begin(b->dir->store, 0);
+	co.t = t;
 	queue_lease(t, s->id, now, b->lease_ms, force, collect_task, &co);
 	int64_t next = queue_next_expiry(t, s->id);
 	if (store_txn_commit(t, err, sizeof err) < 0) {
 		log_error("queue", "lease failed", "instance", s->id, "error", err, NULL);
+		crypt_wipe(co.msgs.data, co.msgs.len);
 		buf_release(&co.msgs);
 		return;
 	}
@@ -501,6 +550,7 @@ static void deliver(struct base *b, struct sess *s, int force)
 		conn_ws_send(s->c, WS_TEXT, co.msgs.data + off, n);
 		off += n + 1;
 	}
+	crypt_wipe(co.msgs.data, co.msgs.len);
 	buf_release(&co.msgs);
 	if (s->t_lease)
 		loop_timer_cancel(b->loop, s->t_lease);
@@ -730,9 +780,74 @@ static void on_task_ack(struct sess *s, struct proto_msg *m)
 }
 
 /* Apply one event inside t; *exit_task names a task that ended. */
+/* A deploy event of the instance's agent, inside t (task known). Progress
+ * and log of an ended deployment are refused by deploys.c: then they are
+ * dropped (late chunks of a cancelled deploy). A final status also ends
+ * the task and starts the service's next queued deployment. */
+static void apply_deploy_event(struct sess *s, struct store_txn *t, const char *kind,
+			       const struct proto_jv *o, const char *task, char *exit_task,
+			       char *deliver_to)
+{
+	char err[256];
+	struct deploys_rec d = {0};
+	const char *id = proto_jv_get_str(o, "deployment_id");
+	if (!id || deploys_get(t, id, &d) != 0 || strcmp(d.instance, s->id) != 0) {
+		log_warn("deploy", "event for an unknown deployment", "instance", s->id, "kind",
+			 kind, NULL);
+		deploys_rec_release(&d);
+		return;
+	}
+	if (strcmp(kind, "deploy_log") == 0) {
+		const char *text = proto_jv_get_str(o, "text");
+		if (text)
+			deploys_log_append(t, id, text, strlen(text));
+	} else if (strcmp(kind, "deploy_stage") == 0) {
+		struct deploys_progress p = {0};
+		p.stage = proto_jv_get_str(o, "stage");
+		if (deploys_set_progress(t, id, &p, err, sizeof err) < 0 && !store_txn_failed(t))
+			log_info("deploy", "stage dropped", "deployment", id, "error", err, NULL);
+	} else if (strcmp(kind, "deploy_done") == 0) {
+		const char *outcome = proto_jv_get_str(o, "outcome");
+		const char *reason = proto_jv_get_str(o, "reason");
+		enum deploys_status to = DEPLOYS_ERROR;
+		if (outcome)
+			deploys_status_parse(outcome, &to);
+		if (!deploys_status_final(to))
+			to = DEPLOYS_ERROR;
+		int64_t pid = 0, port = 0;
+		proto_jv_int(proto_jv_get(o, "pid"), &pid);
+		proto_jv_int(proto_jv_get(o, "port"), &port);
+		struct deploys_progress p = {0};
+		p.stage = proto_jv_get_str(o, "stage");
+		p.runtime_version = proto_jv_get_str(o, "runtime_version");
+		p.revision = proto_jv_get_str(o, "revision");
+		if (to == DEPLOYS_DONE) {
+			p.release = proto_jv_get_str(o, "release");
+			p.pid = pid;
+			p.port = (int)port;
+		}
+		if (!deploys_status_final(d.status)) {
+			if (deploys_set_progress(t, id, &p, err, sizeof err) < 0)
+				log_warn("deploy", "progress not recorded", "deployment", id,
+					 "error", err, NULL);
+			if (deploys_set_status(t, id, to, wall_ms(), reason && *reason ? reason : NULL,
+					       NULL, err, sizeof err) < 0)
+				log_warn("deploy", "status not recorded", "deployment", id,
+					 "error", err, NULL);
+		}
+		queue_finish(t, task, QUEUE_DONE, 1, to == DEPLOYS_DONE ? 0 : 1, 0);
+		api_deploy_upload_drop(t, id);
+		snprintf(exit_task, QUEUE_ID_MAX, "%s", task);
+		api_deploy_start_next(&s->b->api, t, d.cluster, d.service, deliver_to);
+		log_info("deploy", "deployment ended", "deployment", id, "service", d.service,
+			 "status", deploys_status_name(to), NULL);
+	}
+	deploys_rec_release(&d);
+}
+
 static void apply_event(struct sess *s, struct store_txn *t, const struct proto_event *e,
 			char *exit_task, struct buf *out_data, char *out_task,
-			const char **out_stream)
+			const char **out_stream, char *deliver_to)
 {
 	char err[128];
 	struct proto_json *doc = proto_json_parse(e->body, strlen(e->body), err, sizeof err);
@@ -750,7 +865,9 @@ static void apply_event(struct sess *s, struct store_txn *t, const struct proto_
 		return;
 	}
 	queue_task_release(&k);
-	if (strcmp(e->kind, "exec_output") == 0) {
+	if (strncmp(e->kind, "deploy_", 7) == 0) {
+		apply_deploy_event(s, t, e->kind, o, task, exit_task, deliver_to);
+	} else if (strcmp(e->kind, "exec_output") == 0) {
 		const char *stream = proto_jv_get_str(o, "stream"),
 			   *data = proto_jv_get_str(o, "data");
 		int err_stream = stream && strcmp(stream, "stderr") == 0;
@@ -777,6 +894,7 @@ static void on_event(struct sess *s, struct proto_msg *m)
 	struct proto_event *e = &m->u.event;
 	struct fleet_instance in;
 	char err[256], exit_task[QUEUE_ID_MAX] = "", out_task[QUEUE_ID_MAX] = "";
+	char deliver_to[FLEET_ID_MAX] = "";
 	const char *out_stream = NULL;
 	struct buf data = BUF_INIT, out = BUF_INIT;
 	struct store_txn *t = store_txn_begin(s->b->dir->store, 0);
@@ -786,7 +904,7 @@ static void on_event(struct sess *s, struct proto_msg *m)
 	}
 	int64_t applied = in.applied_seq;
 	if (e->seq > applied) {
-		apply_event(s, t, e, exit_task, &data, out_task, &out_stream);
+		apply_event(s, t, e, exit_task, &data, out_task, &out_stream, deliver_to);
 		in.applied_seq = e->seq;
 		in.last_seen = (int64_t)time(NULL);
 		fleet_put(t, &in);
@@ -806,6 +924,11 @@ static void on_event(struct sess *s, struct proto_msg *m)
 				relay_exit(s->b, &k);
 			queue_task_release(&k);
 			store_txn_abort(t);
+		}
+		if (deliver_to[0]) {
+			struct sess *to = find(s->b, deliver_to);
+			if (to)
+				deliver(s->b, to, 0);
 		}
 	} else {
 		store_txn_abort(t);
@@ -1029,6 +1152,15 @@ struct base *base_new(struct loop *loop, struct basedir *dir, const struct base_
 	b->api.ca_key = dir->ca_key;
 	b->api.agent_addr = b->agent_addr;
 	b->api.cert_ttl_s = o->cert_ttl_s > 0 ? o->cert_ttl_s : DEFAULT_CERT_TTL;
+	{
+		struct buf mp = BUF_INIT;
+		buf_printf(&mp, "%s/master.key", dir->path);
+		if (secrets_master_load(mp.data, b->master, e2, sizeof e2) == 0)
+			b->api.master = b->master;
+		else
+			log_warn("base", "secrets disabled", "error", e2, NULL);
+		buf_release(&mp);
+	}
 	b->api.hooks.online = hook_online;
 	b->api.hooks.deliver = hook_deliver;
 	b->api.hooks.revoked = hook_revoked;
@@ -1064,6 +1196,7 @@ void base_free(struct base *b)
 	tls_config_free(b->api_tls);
 	tls_config_free(b->agent_tls);
 	crypt_rng_free(b->rng);
+	crypt_wipe(b->master, sizeof b->master);
 	free(b);
 }
 

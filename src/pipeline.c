@@ -2016,6 +2016,11 @@ void pipeline_stop(struct pipeline *p)
 	poke(p);
 }
 
+struct supervise *pipeline_supervisor(const struct pipeline *p)
+{
+	return p->cur && !p->stopping_cur ? p->cur->sv : NULL;
+}
+
 enum pipeline_stage pipeline_stage(const struct pipeline *p)
 {
 	return p->st;

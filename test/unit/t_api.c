@@ -83,7 +83,7 @@ static void env_release(struct env *e)
 static int call(struct env *e, const char *method, const char *path, const char *auth,
 		const char *body, struct api_response *r)
 {
-	struct api_request req = {method, path, auth, body, body ? strlen(body) : 0};
+	struct api_request req = {method, path, auth, body, body ? strlen(body) : 0, NULL};
 	api_response_init(r);
 	api_handle(&e->cfg, &req, r);
 	return r->status;
