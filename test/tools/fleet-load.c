@@ -743,22 +743,17 @@ static void bench_step(struct fleet *f)
 	buf_release(&t);
 }
 
-static void cmd_count(struct fleet *f)
+/* GET /v1/instances on its own connection, with room for a large fleet
+ * (the default client limit, 1 MiB, holds about 7,000 instances). */
+static void count_response(struct conn *c, void *arg, struct http_parser *msg)
 {
-	int status = 0;
-	struct buf body = BUF_INIT;
-	char err[512];
-	const char *hdrs[] = {"Authorization", f->auth, NULL};
-	if (conn_request_sync(&f->api_addr, f->api_tls, f->api_host, "GET", "/v1/instances", hdrs,
-			      NULL, 0, &status, &body, 30000, err, sizeof err) < 0 ||
-	    status != 200) {
-		printf("base_view error=%d\n", status);
-		fflush(stdout);
-		buf_release(&body);
-		return;
-	}
-	struct proto_json *doc = proto_json_parse(body.data, body.len, err, sizeof err);
+	struct fleet *f = arg;
+	size_t len;
+	const char *body = http_body(msg, &len);
+	char err[256];
 	int online = 0, total = 0;
+	struct proto_json *doc =
+	    http_status(msg) == 200 ? proto_json_parse(body, len, err, sizeof err) : NULL;
 	if (doc)
 		for (const struct proto_jv *v = proto_jv_first(proto_json_root(doc)); v;
 		     v = proto_jv_next(v)) {
@@ -767,11 +762,36 @@ static void cmd_count(struct fleet *f)
 			online += st && strcmp(st, "online") == 0;
 		}
 	proto_json_free(doc);
-	buf_release(&body);
-	printf("base_view online=%d total=%d sim_online=%d sessions_lost=%lu "
+	printf("base_view online=%d total=%d status=%d bytes=%zu sim_online=%d sessions_lost=%lu "
 	       "connect_failures=%lu tasks=%lu\n",
-	       online, total, f->online, f->sessions_lost, f->connect_failures, f->tasks);
+	       online, total, http_status(msg), len, f->online, f->sessions_lost,
+	       f->connect_failures, f->tasks);
 	fflush(stdout);
+	conn_close(c);
+}
+
+static void count_close(struct conn *c, void *arg, int code, const char *reason)
+{
+	printf("base_view online=-1 total=-1 error=\"%s\"\n", reason);
+	fflush(stdout);
+}
+
+static const struct conn_handlers count_handlers = {
+    .response = count_response,
+    .close = count_close,
+};
+
+static void cmd_count(struct fleet *f)
+{
+	char err[256];
+	const char *hdrs[] = {"Authorization", f->auth, NULL};
+	struct conn *c = conn_connect(f->loop, &f->api_addr, f->api_tls, f->api_host, 30000,
+				      &count_handlers, f, err, sizeof err);
+	if (!c)
+		die("api connect", err);
+	conn_http_limits(c)->body = (size_t)256 << 20;
+	if (conn_request(c, "GET", "/v1/instances", hdrs, NULL, 0) < 0)
+		die("count request", conn_error(c));
 }
 
 static void command(struct fleet *f, char *line)
