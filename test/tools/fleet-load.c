@@ -130,7 +130,28 @@ struct fleet {
 	long long t_enroll;
 	struct bench bench;
 	struct buf in;
+	/* why connects failed: the first 48 characters of each reason */
+	char why[16][49];
+	unsigned long why_n[16];
 };
+
+static void count_why(struct fleet *f, int code, const char *reason)
+{
+	char key[49];
+	snprintf(key, sizeof key, "%d %s", code, reason);
+	for (char *p = key; *p; p++)
+		if (*p >= '0' && *p <= '9' && p > key + 5)
+			*p = '#'; /* ports, pids: one bucket */
+	int i;
+	for (i = 0; i < 16 && f->why[i][0]; i++)
+		if (strcmp(f->why[i], key) == 0)
+			break;
+	if (i == 16)
+		i = 15;
+	if (!f->why[i][0])
+		snprintf(f->why[i], sizeof f->why[i], "%s", key);
+	f->why_n[i]++;
+}
 
 static long long now_us(void)
 {
@@ -358,6 +379,8 @@ static void sim_close(struct conn *c, void *arg, int code, const char *reason)
 	struct sim *s = arg;
 	if (code == 4003 || (s->st == S_ONLINE && code != 1006 && code != 1001))
 		fprintf(stderr, "fleet-load: %s: closed %d: %s\n", s->name, code, reason);
+	if (s->st != S_ONLINE)
+		count_why(s->f, code, reason);
 	sim_lost(s);
 }
 
@@ -766,6 +789,9 @@ static void count_response(struct conn *c, void *arg, struct http_parser *msg)
 	       "connect_failures=%lu tasks=%lu\n",
 	       online, total, http_status(msg), len, f->online, f->sessions_lost,
 	       f->connect_failures, f->tasks);
+	fflush(stdout);
+	for (int i = 0; i < 16 && f->why[i][0]; i++)
+		printf("connect_failure count=%lu reason=\"%s\"\n", f->why_n[i], f->why[i]);
 	fflush(stdout);
 	conn_close(c);
 }
