@@ -92,7 +92,7 @@ struct sim {
 struct enroller {
 	struct fleet *f;
 	struct conn *c;
-	int idx; /* -1: idle */
+	int idx;  /* -1: idle */
 	int step; /* 0: instance, 1: join */
 	struct pki_key *key;
 	char *csr;
@@ -646,8 +646,7 @@ static void bench_fail(struct fleet *f, const char *why)
 		bench_step(f);
 }
 
-static void strm_message(struct conn *c, void *arg, enum ws_type type, const void *data,
-			 size_t len)
+static void strm_message(struct conn *c, void *arg, enum ws_type type, const void *data, size_t len)
 {
 	struct fleet *f = arg;
 	struct proto_json *doc = proto_json_parse(data, len, NULL, 0);
@@ -706,8 +705,8 @@ static void api_response(struct conn *c, void *arg, struct http_parser *msg)
 		} else {
 			buf_printf(&t, "/v1/tasks/%s/stream", b->task);
 			const char *hdrs[] = {"Authorization", f->auth, NULL};
-			b->strm = conn_connect(f->loop, &f->api_addr, f->api_tls, f->api_host, 10000,
-					       &strm_handlers, f, err, sizeof err);
+			b->strm = conn_connect(f->loop, &f->api_addr, f->api_tls, f->api_host,
+					       10000, &strm_handlers, f, err, sizeof err);
 			if (!b->strm || conn_ws_connect(b->strm, t.data, hdrs) < 0) {
 				buf_release(&t);
 				bench_fail(f, "stream connect failed");
@@ -934,14 +933,14 @@ int main(int argc, char **argv)
 	if (getrlimit(RLIMIT_NOFILE, &rl) == 0) {
 		rlim_t want = (rlim_t)n + 256;
 		if (rl.rlim_cur < want) {
-			rl.rlim_cur = rl.rlim_max == RLIM_INFINITY || rl.rlim_max > want
-					  ? want
-					  : rl.rlim_max;
+			rl.rlim_cur =
+			    rl.rlim_max == RLIM_INFINITY || rl.rlim_max > want ? want : rl.rlim_max;
 			setrlimit(RLIMIT_NOFILE, &rl);
 			getrlimit(RLIMIT_NOFILE, &rl);
 		}
 		if (rl.rlim_cur < (rlim_t)n + 64)
-			fprintf(stderr, "fleet-load: warning: RLIMIT_NOFILE is %llu for %d sessions\n",
+			fprintf(stderr,
+				"fleet-load: warning: RLIMIT_NOFILE is %llu for %d sessions\n",
 				(unsigned long long)rl.rlim_cur, n);
 	}
 
