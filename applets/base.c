@@ -4,11 +4,13 @@
  *   dployr base --data DIR [--listen ADDR] [--agent-listen ADDR] [--log FILE] [-n]
  *
  * Exit: 0 ok (or stopped by SIGTERM/SIGINT), 1 failure, 2 usage. */
+#include <errno.h>
 #include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 
 #include "applets.h"
 #include "base.h"
@@ -118,6 +120,20 @@ static void stop_cb(struct loop *loop, long long id, void *arg, int mask)
 	loop_stop(loop);
 }
 
+/* One descriptor per agent session: lift the soft limit to the hard one
+ * (a service manager's default soft limit, often 1024, would cap the fleet
+ * at about a thousand agents while the hard limit allows far more). */
+static void raise_nofile(void)
+{
+	struct rlimit rl;
+	if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < rl.rlim_max) {
+		rl.rlim_cur = rl.rlim_max;
+		if (setrlimit(RLIMIT_NOFILE, &rl) < 0)
+			log_warn("base", "open file limit not raised", "error", strerror(errno),
+				 NULL);
+	}
+}
+
 int base_main(int argc, char **argv)
 {
 	const char *data = NULL, *logfile = NULL;
@@ -189,6 +205,7 @@ int base_main(int argc, char **argv)
 		goto out;
 	}
 	signal(SIGPIPE, SIG_IGN);
+	raise_nofile();
 	b = base_new(loop, dir, &o, err, sizeof err);
 	if (!b)
 		goto out;
