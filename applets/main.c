@@ -36,13 +36,6 @@ static const struct {
 #undef ALIAS
 };
 
-/* Placeholder for applets whose issue has not landed yet. */
-int nyi(int argc, char **argv)
-{
-	fprintf(stderr, "dployr %s: not yet implemented\n", argv[0]);
-	return EXIT_USAGE;
-}
-
 static const struct applet *find(const char *name)
 {
 	for (size_t i = 0; i < NAPPLETS; i++)
@@ -66,8 +59,7 @@ static void usage(FILE *f)
 		fprintf(f, "\n%s:\n", groups[g].title);
 		for (size_t i = 0; i < NAPPLETS; i++)
 			if (strcmp(applets[i].group, groups[g].group) == 0)
-				fprintf(f, "  %-12s %s%s\n", applets[i].name, applets[i].summary,
-					applets[i].fn == nyi ? " (not yet implemented)" : "");
+				fprintf(f, "  %-12s %s\n", applets[i].name, applets[i].summary);
 	}
 	fprintf(f, "\nRun 'dployr COMMAND -h' for a command's options; "
 		   "'man dployr' for the whole story.\n");
