@@ -751,8 +751,8 @@ static void online_cb(struct loop *loop, long long id, void *arg, int mask)
 		client_free(u->cl);
 		u->cl = NULL;
 		printf("dployr is up: base %s, agent \"%s\" online\n"
-		       "try: dployr deploy -f examples/hello-python.yaml\n",
-		       u->url, u->name);
+		       "try: dployr deploy -f examples/hello-python.yaml -i %s --dir examples/hello-python\n",
+		       u->url, u->name, u->name);
 		fflush(stdout);
 		return;
 	}

@@ -56,7 +56,7 @@ test_expect_success 'dployr-up(1) documents every option of up -h' '
 test_expect_success 'first run: init, join, "dployr is up"' '
 	start_up up1.out &&
 	wait_for 60 is_up up1.out &&
-	grep -q "^try: dployr deploy -f examples/hello-python.yaml$" up1.out &&
+	grep -q "^try: dployr deploy -f examples/hello-python.yaml -i local --dir examples/hello-python$" up1.out &&
 	grep -q "^dployr up: first run: initialising base" up1.out &&
 	sed -n "s/^dployr up: base initialised: ca fingerprint //p" up1.out >fp1 &&
 	grep -q "^sha256:[0-9a-f]\{64\}$" fp1 &&

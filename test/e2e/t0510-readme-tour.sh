@@ -1,0 +1,54 @@
+#!/bin/sh
+# The README's five-minute tour, run verbatim: the lines between the
+# tour-begin and tour-end markers of README.md, in order, from the top of
+# the tree, against a `dployr up` on free loopback ports. The README cannot
+# drift from the product: a command that fails here fails the test.
+. "$(dirname "$0")/lib.sh"
+
+if ! test_have curl; then
+	test_skip 'README tour' 'no curl'
+	test_done
+fi
+
+free_port() {
+	$PY -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'
+}
+API=$(free_port)
+AGP=$(free_port)
+while [ "$AGP" = "$API" ]; do AGP=$(free_port); done
+
+test_expect_success 'the README has a tour of ./dployr commands' '
+	sed -n "/^<!-- tour-begin -->$/,/^<!-- tour-end -->$/p" "$TOP/README.md" |
+		grep "^\./dployr " >tour &&
+	test "$(wc -l <tour)" -ge 5
+'
+
+test_expect_success 'dployr up comes up' '
+	{ "$DPLOYR" up --data up --listen 127.0.0.1:$API --agent-listen 127.0.0.1:$AGP \
+		>up.out 2>&1 & echo $! >up.pid; } &&
+	wait_for 60 grep -q "^dployr is up: base https://127.0.0.1:$API, agent \"local\" online$" up.out
+'
+
+test_expect_success 'every tour line succeeds, in order' '
+	n=0 &&
+	while IFS= read -r line; do
+		n=$((n + 1)) &&
+		say "\$ $line" &&
+		(cd "$TOP" && eval "\"\$DPLOYR\" ${line#./dployr }") >"step$n.out" 2>&1 ||
+		{ say "tour line $n failed: $line"; cat "step$n.out"; exit 1; }
+	done <tour
+'
+
+test_expect_success 'the deployed example answers on the port services shows' '
+	"$DPLOYR" services -o json >svc.json &&
+	port=$($PY -c "import json,sys; print([s for s in json.load(open(\"svc.json\")) if s[\"name\"]==\"hello-python\"][0][\"port\"])") &&
+	curl -sf "http://127.0.0.1:$port/" >answer &&
+	grep -q "hello from dployr" answer
+'
+
+test_expect_success 'SIGINT stops dployr up' '
+	p=$(cat up.pid) && kill -INT "$p" &&
+	wait_for 30 sh -c "! kill -0 $p 2>/dev/null" && rm -f up.pid
+'
+
+test_done
