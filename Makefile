@@ -71,7 +71,7 @@ OBJ := $(patsubst %.c,$(O)/%.o,$(SRC))
 APPLET_OBJ := $(patsubst %.c,$(O)/%.o,$(APPLET_SRC))
 UNIT_OBJ := $(patsubst %.c,$(O)/%.o,$(UNIT_SRC))
 
-$(O)/%.o: %.c $(B)/gen/version.h | vendor-stamp
+$(O)/%.o: %.c | $(B)/gen/version.h vendor-stamp
 	@mkdir -p $(@D)
 	$(Q)$(CC) $(CFLAGS_ALL) $(WARN) -MMD -MP -c $< -o $@
 

@@ -102,7 +102,12 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	char *b = malloc(blen + 1);
 	memcpy(b, body, blen);
 	b[blen] = 0;
-	struct api_request req = {method, path, auth, b, blen};
+	/* "path?query" exercises the query parsing of the routes that take one */
+	char *q = strchr(path, '?');
+	if (q)
+		*q++ = 0;
+	struct api_request req = { .method = method, .path = path, .authorization = auth,
+				   .body = b, .body_len = blen, .query = q };
 	struct api_response r;
 	api_response_init(&r);
 	api_handle(&f->cfg, &req, &r);
