@@ -46,6 +46,16 @@ test_expect_success 'the deployed example answers on the port services shows' '
 	grep -q "hello from dployr" answer
 '
 
+test_expect_success 'every other example deploys to the local instance' '
+	for ex in static-site worker cron-job; do
+		(cd "$TOP" && "$DPLOYR" deploy -f "examples/$ex.yaml" -i local --dir "examples/$ex") \
+			>"deploy-$ex.out" 2>&1 || { say "deploy of $ex failed:"; cat "deploy-$ex.out"; exit 1; }
+	done &&
+	"$DPLOYR" deployments worker >dw && grep -q done dw &&
+	"$DPLOYR" deployments static-site >ds && grep -q done ds &&
+	"$DPLOYR" deployments cron-job >dc && grep -q done dc
+'
+
 test_expect_success 'SIGINT stops dployr up' '
 	p=$(cat up.pid) && kill -INT "$p" &&
 	wait_for 30 sh -c "! kill -0 $p 2>/dev/null" && rm -f up.pid
