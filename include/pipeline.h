@@ -156,6 +156,11 @@ typedef void (*pipeline_log_fn)(struct pipeline *p, void *arg, const char *line)
 typedef void (*pipeline_done_fn)(struct pipeline *p, void *arg, const struct pipeline_result *r);
 /* Point the proxy at t (synchronously). 0, or -1 with a reason in err: the
  * deploy then fails and nothing is switched. */
+/* The serving release changed: a state change of its supervisor (started,
+ * exited, backing off, stopped...), the SWITCH to a new release, an adopt,
+ * or the release forgotten after pipeline_stop. Read the new state with
+ * pipeline_current and pipeline_supervisor. Must not call pipeline_free. */
+typedef void (*pipeline_service_fn)(struct pipeline *p, void *arg);
 typedef int (*pipeline_proxy_fn)(struct pipeline *p, void *arg, const struct pipeline_target *t,
 				 char *err, size_t errlen);
 
@@ -182,6 +187,7 @@ struct pipeline_opts {
 	pipeline_log_fn on_log;
 	pipeline_done_fn on_done;
 	pipeline_proxy_fn on_proxy; /* NULL: no proxy */
+	pipeline_service_fn on_service; /* NULL: not told */
 	void *arg;
 };
 

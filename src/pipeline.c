@@ -1010,9 +1010,21 @@ static enum ev enter_pre_deploy(struct pipeline *p)
 	return run_cmd_step(p, p->spec.pre_deploy, p->o.hook_timeout_ms);
 }
 
+/* The serving release changed (state of its supervisor, switch, adopt,
+ * forgotten after a stop): tell the caller. */
+static void serving_changed(struct pipeline *p)
+{
+	if (p->o.on_service)
+		p->o.on_service(p, p->o.arg);
+}
+
 static void rel_on_state(struct supervise *sv, void *arg, int what)
 {
 	struct rel *r = arg;
+	(void)sv;
+	(void)what;
+	if (r == r->p->cur)
+		serving_changed(r->p);
 	poke(r->p);
 }
 
@@ -1336,6 +1348,7 @@ static enum ev enter_switch(struct pipeline *p)
 	p->old = p->cur;
 	p->cur = p->nrel;
 	p->nrel = NULL;
+	serving_changed(p);
 out:
 	free(link);
 	free(tmp);
@@ -1665,6 +1678,7 @@ static void poke_fired(struct loop *loop, long long id, void *arg, int mask)
 		rel_free(p->cur);
 		p->cur = NULL;
 		p->stopping_cur = 0;
+		serving_changed(p);
 	}
 }
 
@@ -1976,6 +1990,8 @@ int pipeline_adopt(struct pipeline *p, const struct pipeline_req *req,
 	else
 		p->cur = r;
 	reset(p);
+	if (rc == 0)
+		serving_changed(p);
 	return rc;
 }
 
