@@ -104,6 +104,7 @@
 #include <sys/types.h>
 
 #include "bp.h"
+#include "health.h"
 #include "loop.h"
 #include "supervise.h"
 
@@ -250,5 +251,17 @@ const char *pipeline_outcome_name(enum pipeline_outcome o);
 /* The serving release: its id (owned by p; NULL if none), and its group
  * leader and port (0 if none). */
 const char *pipeline_current(const struct pipeline *p, pid_t *pid, int *port);
+
+/* The serving release's live health check, for a monitor after the deploy
+ * (the health gate has its own): *o filled with the blueprint's check
+ * (kind, path or command; interval, timeout, start period and retries, 0
+ * where the blueprint gives none: health.h's defaults) against the
+ * release: its PORT, and for a command the release's environment, working
+ * directory and user. A web service without a check gets TCP on PORT.
+ * on_change and arg are the caller's to set. The strings are owned by p
+ * and valid until the serving release changes (health_new copies them).
+ * 1 when filled; 0 when the release has nothing to probe (a worker
+ * without a command check, job, static); -1 when none serves. */
+int pipeline_health(const struct pipeline *p, struct health_opts *o);
 
 #endif

@@ -90,6 +90,12 @@ struct rel {
 	struct supervise *sv;
 	int port;
 	int logfd;
+	/* Its live health check (pipeline_health), kept from the deploy's
+	 * spec, which goes with the deploy: probe 0 when there is none. */
+	int probe;
+	struct health_opts ho;
+	char **henv;
+	size_t nhenv;
 };
 
 typedef void (*step_done_fn)(struct pipeline *p, int status, const char *last);
@@ -398,6 +404,10 @@ static void rel_free(struct rel *r)
 	supervise_free(r->sv);
 	if (r->logfd >= 0)
 		close(r->logfd);
+	free((char *)r->ho.path);
+	free((char *)r->ho.command);
+	free((char *)r->ho.cwd);
+	strv_free(r->henv, r->nhenv);
 	free(r->id);
 	free(r);
 }
@@ -1028,6 +1038,35 @@ static void rel_on_state(struct supervise *sv, void *arg, int what)
 	poke(r->p);
 }
 
+/* Keep in r what its live health check needs (pipeline_health): web, the
+ * blueprint's check or TCP on PORT; a worker, its command check. */
+static void rel_keep_health(struct pipeline *p, struct rel *r)
+{
+	struct spec *s = &p->spec;
+	if (s->type != BP_TYPE_WEB && !(s->type == BP_TYPE_WORKER && s->hkind == BP_HEALTH_COMMAND))
+		return;
+	r->probe = 1;
+	r->ho.kind = s->hkind == BP_HEALTH_HTTP	     ? HEALTH_HTTP
+		     : s->hkind == BP_HEALTH_COMMAND ? HEALTH_COMMAND
+						     : HEALTH_TCP;
+	r->ho.port = r->port;
+	r->ho.path = dupn(s->hpath);
+	r->ho.command = dupn(s->hcommand);
+	r->ho.cwd = dupn(p->wdir);
+	r->henv = xcalloc(p->nenv + 1, sizeof(*r->henv));
+	for (size_t i = 0; i < p->nenv; i++)
+		r->henv[i] = xstrdup(p->env[i]);
+	r->nhenv = p->nenv;
+	r->ho.envp = (const char *const *)r->henv;
+	r->ho.set_ids = p->o.set_ids;
+	r->ho.uid = p->o.uid;
+	r->ho.gid = p->o.gid;
+	r->ho.interval_ms = s->hinterval;
+	r->ho.timeout_ms = s->htimeout;
+	r->ho.start_period_ms = s->hstart;
+	r->ho.retries = s->hretries;
+}
+
 /* Give r (of the release being loaded: p->id, p->spec, p->env) its
  * supervisor, not started: output to logs/ID.log, PORT=port for web. 0, or
  * -1 with a reason in err. */
@@ -1086,6 +1125,8 @@ static int rel_supervise(struct pipeline *p, struct rel *r, int port, char *err,
 	r->sv = supervise_new(p->loop, &so, err, errlen);
 	free(svname);
 	free(cgpath);
+	if (r->sv)
+		rel_keep_health(p, r);
 	return r->sv ? 0 : -1;
 }
 
@@ -2040,6 +2081,16 @@ struct supervise *pipeline_supervisor(const struct pipeline *p)
 enum pipeline_stage pipeline_stage(const struct pipeline *p)
 {
 	return p->st;
+}
+
+int pipeline_health(const struct pipeline *p, struct health_opts *o)
+{
+	if (!p->cur)
+		return -1;
+	if (!p->cur->probe)
+		return 0;
+	*o = p->cur->ho;
+	return 1;
 }
 
 const char *pipeline_current(const struct pipeline *p, pid_t *pid, int *port)
