@@ -252,6 +252,8 @@ const char *pipeline_outcome_name(enum pipeline_outcome o);
  * leader and port (0 if none). */
 const char *pipeline_current(const struct pipeline *p, pid_t *pid, int *port);
 
+/* The serving release's type, BP_TYPE_NONE when none serves. */
+enum bp_type pipeline_type(const struct pipeline *p);
 /* The serving release's live health check, for a monitor after the deploy
  * (the health gate has its own): *o filled with the blueprint's check
  * (kind, path or command; interval, timeout, start period and retries, 0

@@ -2083,6 +2083,11 @@ enum pipeline_stage pipeline_stage(const struct pipeline *p)
 	return p->st;
 }
 
+enum bp_type pipeline_type(const struct pipeline *p)
+{
+	return p->cur ? p->cur->type : BP_TYPE_NONE;
+}
+
 int pipeline_health(const struct pipeline *p, struct health_opts *o)
 {
 	if (!p->cur)
