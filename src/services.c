@@ -5,14 +5,17 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "bp.h"
 #include "crypt.h"
 #include "diag.h"
+#include "health.h"
 #include "log.h"
 #include "pipeline.h"
 #include "proto.h"
+#include "run.h"
 #include "supervise.h"
 #include "xalloc.h"
 
@@ -20,6 +23,7 @@
 #define LOG_FLUSH_MS  100
 #define LOG_FLUSH_MAX 8192
 #define TASK_PREFIX   "svctask/"
+#define STATUS_MIN_MS 200 /* service_status: at most one per service this often */
 
 struct svc {
 	struct services *ss;
@@ -31,6 +35,19 @@ struct svc {
 	struct buf log;
 	long long flush_timer;
 	long long restart_timer; /* restart: waiting for the stop to end */
+	/* service_status events (status_*) and the live health check of the
+	 * serving release (monitor_*). */
+	struct health *mon;   /* probing mon_rel's process mon_pid, or NULL */
+	char *mon_rel;	      /* the running process mon_* was set up for */
+	pid_t mon_pid;
+	int mon_none;	      /* that release has nothing to probe */
+	char mon_err[256];    /* why its check could not be made */
+	const char *st_state; /* the state last seen (static string) */
+	char *st_rel;	      /* and its release */
+	long long st_since;   /* when they last changed (wall ms) */
+	long long st_last;    /* loop_now_ms of the last event */
+	int st_sent;	      /* an event was spooled */
+	long long st_timer;   /* flushes the coalesced event */
 	struct svc *next;
 };
 
@@ -43,7 +60,11 @@ struct services {
 	void *arg;
 	int meta;
 	struct svc *list;
+	long long status_timer; /* one service_status per service at start */
 };
+
+static void status_release(struct svc *v);
+static void status_announce(struct loop *loop, long long id, void *arg, int mask);
 
 static void notify(struct services *ss)
 {
@@ -74,6 +95,7 @@ struct services *services_new(struct loop *loop, struct store *s, struct spool *
 	ss->notify = notify_fn;
 	ss->arg = arg;
 	ss->meta = meta;
+	ss->status_timer = loop_timer_add(loop, 0, status_announce, ss);
 	return ss;
 }
 
@@ -84,6 +106,7 @@ static void svc_free(struct svc *v)
 	if (v->restart_timer)
 		loop_timer_cancel(v->ss->loop, v->restart_timer);
 	pipeline_free(v->p);
+	status_release(v);
 	free(v->name);
 	free(v->task);
 	free(v->dep);
@@ -103,6 +126,8 @@ void services_free(struct services *ss)
 		ss->list = v->next;
 		svc_free(v);
 	}
+	if (ss->status_timer)
+		loop_timer_cancel(ss->loop, ss->status_timer);
 	free(ss->dir);
 	free(ss);
 }
@@ -266,6 +291,204 @@ static void on_done(struct pipeline *p, void *arg, const struct pipeline_result 
 	free(dep);
 }
 
+/* --- service_status events and the live health check (status_*, monitor_*) --- */
+
+static long long wall_ms(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_REALTIME, &ts);
+	return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static void monitor_stop(struct svc *v)
+{
+	health_free(v->mon);
+	v->mon = NULL;
+	free(v->mon_rel);
+	v->mon_rel = NULL;
+	v->mon_pid = 0;
+	v->mon_none = 0;
+	v->mon_err[0] = 0;
+}
+
+static void status_changed(struct svc *v);
+
+static void monitor_changed(struct health *h, void *arg, int status)
+{
+	(void)h;
+	(void)status;
+	status_changed(arg);
+}
+
+/* Probe the serving release's process while it runs: a new check when the
+ * release or its process changed, none while nothing runs. */
+static void monitor_sync(struct svc *v)
+{
+	pid_t pid = 0;
+	const char *rel = pipeline_current(v->p, &pid, NULL);
+	struct supervise *sv = pipeline_supervisor(v->p);
+	if (!rel || !sv || supervise_state(sv) != SUPERVISE_RUNNING) {
+		monitor_stop(v);
+		return;
+	}
+	if (v->mon_rel && !strcmp(v->mon_rel, rel) && v->mon_pid == pid)
+		return;
+	monitor_stop(v);
+	v->mon_rel = xstrdup(rel);
+	v->mon_pid = pid;
+	struct health_opts ho;
+	if (pipeline_health(v->p, &ho) != 1) {
+		v->mon_none = 1;
+		return;
+	}
+	ho.on_change = monitor_changed;
+	ho.arg = v;
+	v->mon = health_new(v->ss->loop, &ho, v->mon_err, sizeof(v->mon_err));
+	if (!v->mon) {
+		log_warn(MOD, "no live health check", "service", v->name, "error", v->mon_err,
+			 NULL);
+		return;
+	}
+	health_start(v->mon);
+}
+
+/* The state reported for the serving release rel (see services.h). */
+static const char *status_state(struct svc *v, const char *rel)
+{
+	struct supervise *sv = pipeline_supervisor(v->p);
+	if (!rel)
+		return "none";
+	if (sv)
+		return supervise_state_name(supervise_state(sv));
+	/* static: served while current; otherwise pipeline_stop is at work */
+	return pipeline_type(v->p) == BP_TYPE_STATIC ? "running" : "stopping";
+}
+
+/* The health reported for the serving release rel (see services.h). */
+static const char *status_health(struct svc *v, const char *rel)
+{
+	struct health_opts ho;
+	if (!rel || v->mon_none)
+		return "none";
+	if (v->mon)
+		return health_status_name(health_status(v->mon));
+	if (v->mon_err[0])
+		return "unhealthy";
+	/* nothing runs: unhealthy when there is something to probe */
+	return pipeline_health(v->p, &ho) == 1 ? "unhealthy" : "none";
+}
+
+/* Spool one service_status event with the state as it is now. */
+static void status_emit(struct svc *v)
+{
+	pid_t pid = 0;
+	int port = 0;
+	const char *rel = pipeline_current(v->p, &pid, &port);
+	struct supervise *sv = pipeline_supervisor(v->p);
+	enum supervise_state st = sv ? supervise_state(sv) : SUPERVISE_STOPPED;
+	const char *state = status_state(v, rel);
+	char why[256] = "";
+	if (sv && *supervise_error(sv))
+		snprintf(why, sizeof(why), "%s", supervise_error(sv));
+	else if (sv && (st == SUPERVISE_BACKOFF || st == SUPERVISE_FAILED) &&
+		 supervise_last_status(sv) >= 0)
+		run_status_str(supervise_last_status(sv), why, sizeof(why));
+	else if (v->mon_err[0])
+		snprintf(why, sizeof(why), "%s", v->mon_err);
+	else if (v->mon)
+		snprintf(why, sizeof(why), "%s", health_error(v->mon));
+	if (!v->st_since)
+		v->st_since = wall_ms();
+	struct buf b = BUF_INIT;
+	buf_puts(&b, "{\"service\":");
+	buf_json_cstr(&b, v->name);
+	buf_puts(&b, ",\"release\":");
+	buf_json_cstr(&b, rel ? rel : "");
+	buf_puts(&b, ",\"state\":");
+	buf_json_cstr(&b, state);
+	buf_printf(&b, ",\"pid\":%d,\"restarts\":%u,\"health\":", (int)pid,
+		   sv ? supervise_restarts(sv) : 0);
+	buf_json_cstr(&b, status_health(v, rel));
+	buf_printf(&b, ",\"port\":%d,\"since_ms\":%lld,\"ts_ms\":%lld,\"error\":", port,
+		   v->st_since, wall_ms());
+	buf_json_cstr(&b, why);
+	buf_puts(&b, "}");
+	spool_event(v->ss, "service_status", b.data);
+	buf_release(&b);
+	v->st_last = loop_now_ms();
+	v->st_sent = 1;
+}
+
+static void status_flush(struct loop *loop, long long id, void *arg, int mask)
+{
+	struct svc *v = arg;
+	(void)loop;
+	(void)id;
+	(void)mask;
+	v->st_timer = 0;
+	status_emit(v);
+}
+
+/* Something changed: an event now, or when STATUS_MIN_MS have passed since
+ * the last one (it then says the state of that moment: the latest wins). */
+static void status_changed(struct svc *v)
+{
+	if (v->st_timer)
+		return;
+	long long wait = v->st_sent ? v->st_last + STATUS_MIN_MS - loop_now_ms() : 0;
+	if (wait > 0)
+		v->st_timer = loop_timer_add(v->ss->loop, wait, status_flush, v);
+	else
+		status_emit(v);
+}
+
+/* on_service: the serving release or its state changed. */
+static void status_on_service(struct svc *v)
+{
+	const char *rel = pipeline_current(v->p, NULL, NULL);
+	const char *state = status_state(v, rel);
+	if (!v->st_state || strcmp(v->st_state, state) || !v->st_rel != !rel ||
+	    (rel && strcmp(v->st_rel, rel))) {
+		v->st_state = state;
+		free(v->st_rel);
+		v->st_rel = rel ? xstrdup(rel) : NULL;
+		v->st_since = wall_ms();
+	}
+	monitor_sync(v);
+	status_changed(v);
+}
+
+/* At agent start (after the services were taken back): one event for each
+ * service that has not said anything yet. */
+static void status_announce(struct loop *loop, long long id, void *arg, int mask)
+{
+	struct services *ss = arg;
+	(void)loop;
+	(void)id;
+	(void)mask;
+	ss->status_timer = 0;
+	for (struct svc *v = ss->list; v; v = v->next)
+		if (!v->st_sent)
+			status_changed(v);
+}
+
+static void status_release(struct svc *v)
+{
+	if (v->st_timer)
+		loop_timer_cancel(v->ss->loop, v->st_timer);
+	v->st_timer = 0;
+	monitor_stop(v);
+	free(v->st_rel);
+	v->st_rel = NULL;
+}
+
+static void on_service(struct pipeline *p, void *arg)
+{
+	struct svc *v = arg;
+	(void)p;
+	status_on_service(v); /* H5 */
+}
+
 /* A service name as blueprints have them (a DNS label): safe as a path
  * component. */
 static int svc_name_ok(const char *name)
@@ -301,6 +524,7 @@ static struct svc *get_svc(struct services *ss, const char *name, char *err, siz
 	o.on_stage = on_stage;
 	o.on_log = on_log;
 	o.on_done = on_done;
+	o.on_service = on_service;
 	o.arg = v;
 	v->p = pipeline_new(ss->loop, &o, err, errlen);
 	free(dir);
