@@ -28,6 +28,50 @@
  *                  serving release's supervisor (pipeline_supervisor);
  *                  done at once (a restart starts once the stop ends).
  *
+ * Live state, spooled as service_status events (not tied to a task: no
+ * task_id), for base to show in `dployr services`:
+ *
+ *   service_status {service, release ("" when none), state, pid, restarts,
+ *                  health, port, since_ms, ts_ms, error}
+ *     state     the serving release's supervisor (supervise_state_name:
+ *               stopped, waiting, running, backoff, stopping, exited,
+ *               failed); "running" for a static release (the proxy serves
+ *               it); "none" when no release serves.
+ *     pid       the group leader, 0 when nothing runs; restarts:
+ *               supervise_restarts of that release; port: its PORT (0 if
+ *               none).
+ *     health    of the live check: "starting", "healthy", "unhealthy";
+ *               "unhealthy" too while a release that has a check runs no
+ *               process (backoff, stopped...); "none" when there is
+ *               nothing to probe (worker without a command check, job,
+ *               static, no release).
+ *     since_ms  when state (or the release) last changed; ts_ms: when the
+ *               event was made (wall clock, ms).
+ *     error     why the last start failed, else how the last run ended
+ *               (backoff, failed: "exited with status 1"), else the live
+ *               check's last failure ("command: exit 1"); "" if none.
+ *               Never a secret: these texts hold no environment.
+ *   One is due on every change of the serving release (the pipeline's
+ *   on_service: a supervisor state change, a switch, an adopt, a release
+ *   forgotten) and of its health, at most one per STATUS_MIN_MS (200 ms)
+ *   per service: changes in between are coalesced into one event sent when
+ *   the interval ends, saying the state of that moment (the latest wins).
+ *   At agent start every service known then (taken back by adopt) that has
+ *   not sent one yet sends one.
+ *
+ * Live health check: the blueprint's health_check (HTTP path, TCP or
+ * command, with its interval, timeout, retries and start period; health.h)
+ * through pipeline_health; a web service without one: TCP on its PORT. It
+ * probes the serving release's process while that runs (after the deploy's
+ * health gate passed and the switch, or after an adopt), is set up afresh
+ * (status "starting", start period again) when the release or its process
+ * changes (a restart), and stops when the process stops. Health is
+ * reported, never acted on: an unhealthy service is not restarted, since
+ * the blueprint's restart policy is about exits, a restart loses whatever
+ * the process was doing, and a check that fails for a reason outside the
+ * process (a database down) would turn into a restart loop; the operator
+ * sees "unhealthy" in `dployr services` and decides (`dployr restart`).
+ *
  * At most once: a task id is recorded ("meta" database, "svctask/ID")
  * before it runs; a known id is a duplicate and runs nothing. A deploy
  * recorded as running whose pipeline is gone (the agent restarted during
