@@ -37,8 +37,8 @@ struct svc {
 	long long restart_timer; /* restart: waiting for the stop to end */
 	/* service_status events (status_*) and the live health check of the
 	 * serving release (monitor_*). */
-	struct health *mon;   /* probing mon_rel's process mon_pid, or NULL */
-	char *mon_rel;	      /* the running process mon_* was set up for */
+	struct health *mon; /* probing mon_rel's process mon_pid, or NULL */
+	char *mon_rel;	    /* the running process mon_* was set up for */
 	pid_t mon_pid;
 	int mon_none;	      /* that release has nothing to probe */
 	char mon_err[256];    /* why its check could not be made */

@@ -30,14 +30,12 @@ struct t {
 	struct store *st;
 	struct spool *sp;
 	struct services *ss;
-	uint64_t seen;	  /* spool seq read up to */
+	uint64_t seen;	   /* spool seq read up to */
 	struct ev ev[512]; /* the service_status events, in order */
 	size_t nev;
 	int done;	  /* deploy_done events */
 	char outcome[32]; /* of the last one */
 	char reason[1024];
-	pid_t pgid;	  /* every group seen, killed at the end */
-	int task;
 };
 
 static void sh(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
@@ -162,10 +160,10 @@ static void run_until(struct t *t, int (*cond)(struct t *t), const char *what, i
 			return;
 		if (loop_now_ms() > end) {
 			const struct ev *e = last_or_null(t);
-			harness_fail(__FILE__, line,
-				     "waited for %s; %zu events, last: state %s health %s error '%s'",
-				     what, t->nev, e ? e->state : "-", e ? e->health : "-",
-				     e ? e->error : "-");
+			harness_fail(
+			    __FILE__, line,
+			    "waited for %s; %zu events, last: state %s health %s error '%s'", what,
+			    t->nev, e ? e->state : "-", e ? e->health : "-", e ? e->error : "-");
 		}
 		loop_run_once(t->loop, 20);
 	}
@@ -183,8 +181,9 @@ static void run_for(struct t *t, long long ms)
 
 static void submit(struct t *t, const char *kind, const char *payload)
 {
+	static int ntask; /* unique across the stores a test opens again */
 	char err[256], id[32];
-	snprintf(id, sizeof(id), "t-%d", ++t->task);
+	snprintf(id, sizeof(id), "t-%d", ++ntask);
 	struct buf res = BUF_INIT;
 	enum services_status st = services_submit(t->ss, id, kind, payload, &res, err, sizeof(err));
 	CHECK(st == SERVICES_ACCEPTED || st == SERVICES_DONE);
@@ -231,8 +230,8 @@ static void ctl(struct t *t, const char *action)
 	submit(t, "service_ctl", payload);
 }
 
-#define WEB_TCP                                                                                   \
-	"name: web\ntype: web\nsource: upload\nruntime: python\n"                                 \
+#define WEB_TCP                                                                                    \
+	"name: web\ntype: web\nsource: upload\nruntime: python\n"                                  \
 	"run_cmd: exec python3 -m http.server $PORT --bind 127.0.0.1\n"
 
 static int running_healthy(struct t *t)
@@ -407,8 +406,9 @@ TEST(worker_without_a_check_reports_health_none)
 {
 	struct t t;
 	t_init(&t);
-	deploy(&t, "d-1",
-	       "name: web\ntype: worker\nsource: upload\nruntime: python\nrun_cmd: exec sleep 600\n");
+	deploy(
+	    &t, "d-1",
+	    "name: web\ntype: worker\nsource: upload\nruntime: python\nrun_cmd: exec sleep 600\n");
 	run_for(&t, 300);
 	const struct ev *e = last(&t);
 	CHECK(e);
@@ -418,5 +418,51 @@ TEST(worker_without_a_check_reports_health_none)
 	CHECK(e->pid > 0);
 	for (size_t i = 0; i < t.nev; i++)
 		CHECK_STR(t.ev[i].health, "none");
+	t_free(&t);
+}
+
+TEST(command_check_runs_in_the_release_with_its_environment)
+{
+	struct t t;
+	t_init(&t);
+	deploy(&t, "d-1",
+	       WEB_TCP "env_vars: {GREETING: hi}\n"
+		       "health_check: {command: 'test \"$GREETING\" = hi && test -n \"$PORT\" && "
+		       "test -e index.html', interval: 50ms, retries: 1}\n");
+	RUN_UNTIL(&t, running_healthy);
+	/* The file is in the release's working dir, not in the test's. */
+	sh("rm services/web/releases/d-1/src/index.html");
+	RUN_UNTIL(&t, unhealthy_running);
+	CHECK(strstr(last(&t)->error, "command: exit 1"));
+	t_free(&t);
+}
+
+TEST(http_check_follows_the_page_and_static_reports_none)
+{
+	struct t t;
+	t_init(&t);
+	deploy(&t, "d-1",
+	       WEB_TCP "health_check: {path: /index.html, interval: 50ms, retries: 1}\n");
+	RUN_UNTIL(&t, running_healthy);
+	sh("mv services/web/releases/d-1/src/index.html services/web/releases/d-1/src/x.html");
+	RUN_UNTIL(&t, unhealthy_running);
+	CHECK(strstr(last(&t)->error, "status 404"));
+	sh("mv services/web/releases/d-1/src/x.html services/web/releases/d-1/src/index.html");
+	RUN_UNTIL(&t, running_healthy);
+	long long pid = last(&t)->pid;
+	t_free(&t);
+	kill(-(pid_t)pid, SIGKILL);
+
+	/* A static site: served while current, nothing to probe. */
+	t_init(&t);
+	deploy(&t, "s-1",
+	       "name: web\ntype: static\nsource: upload\nruntime: static\nstatic_dir: .\n");
+	run_for(&t, 300);
+	const struct ev *e = last(&t);
+	CHECK_STR(e->state, "running");
+	CHECK_STR(e->health, "none");
+	CHECK_STR(e->release, "s-1");
+	CHECK_INT(e->pid, 0);
+	CHECK_INT(e->port, 0);
 	t_free(&t);
 }
