@@ -443,9 +443,10 @@ static int child_start(struct up *u, struct child *c)
 	 * loopback by default, like everything `up` runs. */
 	char phost[NET_ADDR_MAX];
 	up_proxy_host(u->listen, phost, sizeof(phost));
-	const char *agent_argv[] = {u->exe,	      "agent", "--data", u->agent_dir, "--log",
-				    logf,	      phost[0] ? "--proxy-listen" : NULL,
-				    phost,	      NULL};
+	const char *agent_argv[] = {u->exe, "agent",	      "--data", u->agent_dir, "--log",
+				    logf,   "--proxy-listen", phost,	NULL};
+	if (!phost[0])
+		agent_argv[6] = NULL; /* every address */
 	struct spawn_opts o = {
 	    .argv = c == &u->base ? base_argv : agent_argv,
 	    .envp = (const char *const *)environ,

@@ -72,9 +72,9 @@ struct services {
 	void *arg;
 	int meta;
 	struct svc *list;
-	char *data;		/* DATA */
-	struct proxy *px;	/* NULL: services answer on their own PORT */
-	char *caddy;		/* the program the proxy runs */
+	char *data;	  /* DATA */
+	struct proxy *px; /* NULL: services answer on their own PORT */
+	char *caddy;	  /* the program the proxy runs */
 	int px_started;
 	int px_log; /* Caddy's output (DATA/proxy/caddy.log), or -1 */
 	struct crypt_rng *rng;
@@ -103,7 +103,9 @@ static void site_free(struct site *t)
  * its port, static on STATIC_PORT; NULL for worker and job. */
 static struct site *proxy_site_of(const struct bp *bp)
 {
-	int port = bp->type == BP_TYPE_WEB ? bp->port : bp->type == BP_TYPE_STATIC ? STATIC_PORT : 0;
+	int port = bp->type == BP_TYPE_WEB	? bp->port
+		   : bp->type == BP_TYPE_STATIC ? STATIC_PORT
+						: 0;
 	if (port < 1)
 		return NULL;
 	struct site *t = xcalloc(1, sizeof(*t));
@@ -289,9 +291,10 @@ static int persist_key(struct services *ss, int create, uint8_t key[CRYPT_KEY_LE
 		snprintf(err, errlen, "secrets key '%s': %s", path, strerror(errno));
 	} else {
 		struct stat st;
-		ssize_t n = fstat(fd, &st) == 0 && S_ISREG(st.st_mode) && st.st_size == CRYPT_KEY_LEN
-				? read(fd, key, CRYPT_KEY_LEN)
-				: -1;
+		ssize_t n =
+		    fstat(fd, &st) == 0 && S_ISREG(st.st_mode) && st.st_size == CRYPT_KEY_LEN
+			? read(fd, key, CRYPT_KEY_LEN)
+			: -1;
 		close(fd);
 		if (n == CRYPT_KEY_LEN)
 			rc = 0;
@@ -982,7 +985,8 @@ static int adopt_one(struct services *ss, const char *name, const char *json, ch
 	}
 	int secrets_ok = 1;
 	if (sealed && persist_open(ss, name, rel, sealed, &sec, &nsec, why, sizeof(why)) < 0) {
-		log_error(MOD, "secrets not restored: the service is adopted if it runs, not "
+		log_error(MOD,
+			  "secrets not restored: the service is adopted if it runs, not "
 			  "started; deploy it again",
 			  "service", name, "error", why, NULL);
 		secrets_ok = 0;
@@ -1030,8 +1034,7 @@ static int adopt_one(struct services *ss, const char *name, const char *json, ch
 	}
 	if (rc < 0)
 		goto out;
-	log_info(MOD, "service restored", "service", name, "release", rel, "process", how,
-		 NULL);
+	log_info(MOD, "service restored", "service", name, "release", rel, "process", how, NULL);
 	if (ss->px) {
 		struct site *t = proxy_site_of(bp);
 		int cport = 0;

@@ -378,8 +378,9 @@ TEST(corrupt_records_are_skipped)
 		   "{\"release\":\"d-1\",\"run\":1,\"pid\":1,\"pgid\":1,\"start_time\":1,"
 		   "\"blueprint\":\"name: wk\\ntype: worker\\nruntime: python\\n"
 		   "source: upload\\nrun_cmd: sleep 1\\n\"}");
-	put_record(&e, "svc/ff", "{\"release\":\"d-9\",\"secrets\":\"!!!\",\"blueprint\":\"name: ff\\n"
-			       "type: worker\\nruntime: python\\nsource: upload\\nrun_cmd: x\\n\"}");
+	put_record(&e, "svc/ff",
+		   "{\"release\":\"d-9\",\"secrets\":\"!!!\",\"blueprint\":\"name: ff\\n"
+		   "type: worker\\nruntime: python\\nsource: upload\\nrun_cmd: x\\n\"}");
 	env_restart(&e);
 	services_restore(e.ss);
 	spin(&e, 300);
