@@ -256,6 +256,11 @@ int pipeline_restore(struct pipeline *p, const struct pipeline_req *req,
 /* The current release's record to persist for pipeline_adopt: 0, or -1
  * when nothing runs (static, none, stopped). */
 int pipeline_record(const struct pipeline *p, struct supervise_record *rec);
+/* The new release a deploy started and has not switched to (yet): its
+ * record (0), or -1 when there is none or nothing runs. Persist it while
+ * the deploy runs: an agent that dies then leaves that process behind, and
+ * the next one must end it (it is nobody's serving release). */
+int pipeline_new_record(const struct pipeline *p, struct supervise_record *rec);
 /* The answer to an on_proxy that said pending: ok 1 (the proxy serves the
  * new release), or 0 with reason (the switch fails with it). Ignored when
  * no switch waits. Acts from the loop, never inside this call. */

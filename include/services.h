@@ -56,7 +56,11 @@
  * must match), one that died meanwhile is started again by its restart
  * policy on the same PORT, a stopped one stays stopped; its proxy site is
  * set again, then Caddy is started or adopted. A record that cannot be
- * read is logged and skipped. The deploy's secrets are kept for restarts
+ * read is logged and skipped. While a deploy runs, "svcnew/NAME" ("PID
+ * PGID START_TIME") names its new release's process until the deploy
+ * ends; an agent that died before then leaves it, and the next one kills
+ * that group first (if the pid is still that process), so a release that
+ * never became the serving one does not run on as a second process. The deploy's secrets are kept for restarts
  * sealed (AES-256-GCM, bound to service and release) with the agent-local
  * key DATA/secrets.key (32 random bytes, 0600, made on first use); never
  * logged. Without the key (or with another) the service is adopted if it

@@ -2086,6 +2086,13 @@ int pipeline_restore(struct pipeline *p, const struct pipeline_req *req,
 	return restore(p, req, rec, port, run, 0, how ? how : &h, err, errlen);
 }
 
+int pipeline_new_record(const struct pipeline *p, struct supervise_record *rec)
+{
+	if (!p->nrel || !p->nrel->sv)
+		return -1;
+	return supervise_record(p->nrel->sv, rec);
+}
+
 void pipeline_proxy_done(struct pipeline *p, int ok, const char *reason)
 {
 	if (!p->proxy_wait || p->proxy_answer)

@@ -4,6 +4,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
+#include <signal.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -60,6 +61,7 @@ struct svc {
 	char *cur_rel, *cur_bp, *cur_sec;
 	char *dep_rel, *dep_bp, *dep_sec;
 	struct buf persisted;
+	int new_noted; /* "svcnew/NAME" holds the deploy's new process */
 	struct svc *next;
 };
 
@@ -472,6 +474,43 @@ static void adopt_promote(struct svc *v)
 	}
 }
 
+/* "svcnew/NAME": the process of a deploy's new release before its switch,
+ * so that the next agent ends it if this one dies meanwhile. */
+static char *adopt_new_key(const char *name)
+{
+	return xasprintf("svcnew/%s", name);
+}
+
+/* Record (rec) or forget (NULL) the deploy's new process. */
+static void adopt_note_new(struct svc *v, const struct supervise_record *rec)
+{
+	char err[256];
+	char *key = adopt_new_key(v->name);
+	struct store_txn *t = store_txn_begin(v->ss->store, 0);
+	if (rec) {
+		char val[96];
+		int n = snprintf(val, sizeof(val), "%d %d %llu", (int)rec->pid, (int)rec->pgid,
+				 rec->start_time);
+		store_put(t, v->ss->meta, key, strlen(key), val, (size_t)n);
+	} else {
+		store_del(t, v->ss->meta, key, strlen(key));
+	}
+	if (store_txn_commit(t, err, sizeof(err)) < 0)
+		log_error(MOD, "service record not written", "service", v->name, "error", err,
+			  NULL);
+	free(key);
+	v->new_noted = rec != NULL;
+}
+
+/* on_stage of the deploy (H1): note its new process once started. */
+static void adopt_on_stage(struct svc *v, int stage)
+{
+	struct supervise_record rec;
+	if ((stage == PIPELINE_HEALTH || stage == PIPELINE_SWITCH) &&
+	    pipeline_new_record(v->p, &rec) == 0)
+		adopt_note_new(v, &rec);
+}
+
 /* The deploy is over: what it held for the switch is dropped. */
 static void adopt_drop_deploy(struct svc *v)
 {
@@ -483,6 +522,8 @@ static void adopt_drop_deploy(struct svc *v)
 	free(v->dep_bp);
 	free(v->dep_sec);
 	v->dep_rel = v->dep_bp = v->dep_sec = NULL;
+	if (v->new_noted)
+		adopt_note_new(v, NULL);
 }
 
 static void adopt_forget(struct svc *v)
@@ -658,6 +699,7 @@ static void on_stage(struct pipeline *p, void *arg, int stage)
 {
 	struct svc *v = arg;
 	(void)p;
+	adopt_on_stage(v, stage); /* H1 */
 	if (!v->task)
 		return;
 	flush_log(v);
@@ -935,16 +977,30 @@ struct adopt_rec {
 	struct adopt_rec *next;
 };
 
+/* The records under a prefix, collected before anything acts on them. */
+struct adopt_scan {
+	struct adopt_rec *list;
+	size_t plen;
+};
+
 static int adopt_collect(const void *key, size_t klen, const void *val, size_t vlen, void *arg)
 {
-	struct adopt_rec **list = arg;
+	struct adopt_scan *sc = arg;
 	struct adopt_rec *r = xcalloc(1, sizeof(*r));
-	size_t pl = strlen(SVC_PREFIX);
-	r->name = xasprintf("%.*s", (int)(klen - pl), (const char *)key + pl);
+	r->name = xasprintf("%.*s", (int)(klen - sc->plen), (const char *)key + sc->plen);
 	r->json = xasprintf("%.*s", (int)vlen, (const char *)val);
-	r->next = *list;
-	*list = r;
+	r->next = sc->list;
+	sc->list = r;
 	return 0;
+}
+
+static struct adopt_rec *adopt_scan(struct services *ss, const char *prefix)
+{
+	struct adopt_scan sc = {NULL, strlen(prefix)};
+	struct store_txn *t = store_txn_begin(ss->store, 1);
+	store_scan_prefix(t, ss->meta, prefix, sc.plen, 0, adopt_collect, &sc);
+	store_txn_abort(t);
+	return sc.list;
 }
 
 static int64_t jint(const struct proto_jv *o, const char *k)
@@ -1065,12 +1121,41 @@ out:
 	return rc;
 }
 
+/* A deploy's new process left by an agent that died before the switch:
+ * killed (its group) if it is still that process. */
+static void adopt_end_leftovers(struct services *ss)
+{
+	struct adopt_rec *list = adopt_scan(ss, "svcnew/");
+	while (list) {
+		struct adopt_rec *r = list;
+		list = r->next;
+		int pid = 0, pgid = 0;
+		unsigned long long st = 0, now = 0;
+		if (sscanf(r->json, "%d %d %llu", &pid, &pgid, &st) == 3 && pid > 1 && pgid > 1 &&
+		    supervise_proc_start_time(pid, &now) == 0 && now == st) {
+			char ps[16];
+			snprintf(ps, sizeof(ps), "%d", pid);
+			log_warn(MOD, "ending the new release of a deploy the agent did not finish",
+				 "service", r->name, "pid", ps, NULL);
+			kill(-pgid, SIGKILL);
+		}
+		char *key = adopt_new_key(r->name);
+		char err[256];
+		struct store_txn *t = store_txn_begin(ss->store, 0);
+		store_del(t, ss->meta, key, strlen(key));
+		if (store_txn_commit(t, err, sizeof(err)) < 0)
+			log_error(MOD, "service record not removed", "error", err, NULL);
+		free(key);
+		free(r->name);
+		free(r->json);
+		free(r);
+	}
+}
+
 void services_restore(struct services *ss)
 {
-	struct adopt_rec *list = NULL;
-	struct store_txn *t = store_txn_begin(ss->store, 1);
-	store_scan_prefix(t, ss->meta, SVC_PREFIX, strlen(SVC_PREFIX), 0, adopt_collect, &list);
-	store_txn_abort(t);
+	adopt_end_leftovers(ss);
+	struct adopt_rec *list = adopt_scan(ss, SVC_PREFIX);
 	while (list) {
 		struct adopt_rec *r = list;
 		list = r->next;

@@ -11,6 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include "buf.h"
@@ -451,5 +452,74 @@ TEST(web_deploy_without_caddy_fails_at_once_naming_the_fix)
 	CHECK(strstr(err, "not an IP address"));
 	buf_release(&raw);
 	buf_release(&ev);
+	env_close(&e);
+}
+
+TEST(new_release_left_by_a_dead_agent_is_ended)
+{
+	make_repo();
+	struct env e;
+	env_open(&e);
+	/* A finished deploy leaves no such record. */
+	char *pl = worker_payload("d-1", 0);
+	deploy(&e, "t1", pl, __LINE__);
+	struct buf raw = BUF_INIT;
+	struct store_txn *t = store_txn_begin(e.store, 1);
+	CHECK_INT(store_get_buf(t, e.meta, "svcnew/wk", 9, &raw), 1);
+	store_txn_abort(t);
+	struct proto_json *d = record(&e, &raw);
+	pid_t serving = (pid_t)rec_int(d, "pid");
+	proto_json_free(d);
+	/* A process of an unfinished deploy (its own group), and a record
+	 * naming our own pid with another start time (a reused pid). */
+	pid_t child = fork();
+	if (child == 0) {
+		setpgid(0, 0);
+		execl("/bin/sleep", "sleep", "60", (char *)NULL);
+		_exit(127);
+	}
+	CHECK(child > 0);
+	setpgid(child, child);
+	unsigned long long st = 0;
+	long long end = loop_now_ms() + 5000;
+	char cmd[64] = "";
+	while (loop_now_ms() < end) {
+		char path[64];
+		snprintf(path, sizeof(path), "/proc/%d/comm", (int)child);
+		FILE *f = fopen(path, "r");
+		if (f && fgets(cmd, sizeof(cmd), f) && !strncmp(cmd, "sleep", 5)) {
+			fclose(f);
+			break;
+		}
+		if (f)
+			fclose(f);
+		spin(&e, 20);
+	}
+	CHECK_INT(supervise_proc_start_time(child, &st), 0);
+	char val[96];
+	snprintf(val, sizeof(val), "%d %d %llu", (int)child, (int)child, st);
+	services_free(e.ss);
+	e.ss = NULL;
+	put_record(&e, "svcnew/wk", val);
+	unsigned long long me = 0;
+	CHECK_INT(supervise_proc_start_time(getpid(), &me), 0);
+	snprintf(val, sizeof(val), "%d %d %llu", (int)getpid(), (int)getpgrp(), me + 1);
+	put_record(&e, "svcnew/other", val);
+	put_record(&e, "svcnew/junk", "x y z");
+	env_restart(&e);
+	services_restore(e.ss);
+	int status = 0;
+	CHECK_INT(waitpid(child, &status, 0), child);
+	CHECK(WIFSIGNALED(status) && WTERMSIG(status) == SIGKILL);
+	/* The serving one is adopted, untouched; the records are gone. */
+	CHECK(alive(serving));
+	t = store_txn_begin(e.store, 1);
+	CHECK_INT(store_get_buf(t, e.meta, "svcnew/wk", 9, &raw), 1);
+	CHECK_INT(store_get_buf(t, e.meta, "svcnew/other", 12, &raw), 1);
+	CHECK_INT(store_get_buf(t, e.meta, "svcnew/junk", 11, &raw), 1);
+	store_txn_abort(t);
+	kill(-serving, SIGKILL);
+	buf_release(&raw);
+	free(pl);
 	env_close(&e);
 }
