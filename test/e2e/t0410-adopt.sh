@@ -6,7 +6,8 @@
 # kill -9 of the agent leaves the service and Caddy serving; the restarted
 # agent adopts the same process (no second one), and restart, stop, start
 # and a later deploy work on it; a process that died while the agent was
-# down is started again; a stopped service stays stopped.
+# down is started again; a stopped service stays stopped; the new process
+# of a deploy the agent died in is ended by the next agent.
 . "$(dirname "$0")/lib.sh"
 
 if ! test_have curl || ! test_have git || ! test_have caddy; then
@@ -56,6 +57,8 @@ app_pids() {
 }
 one_app() { test "$(app_pids | wc -l)" = 1; }
 new_app() { test -n "$(app_pids)" && test "$(app_pids)" != "$(cat pid.before)"; }
+two_apps() { test "$(app_pids | wc -l)" = 2; }
+old_app_only() { test "$(app_pids)" = "$(cat pid.before)"; }
 no_app() { test -z "$(app_pids)"; }
 answer() { curl -sS -m 5 "http://127.0.0.1:$BP${1:-/}"; }
 answers() { test "$(answer)" = "$1"; }
@@ -90,7 +93,7 @@ test_expect_success 'a bare git repo with a web app that says its version' '
 	V = open("version").read().strip().encode()
 	class H(http.server.BaseHTTPRequestHandler):
 	    def do_GET(self):
-	        body = {"/": V + b"\n", "/healthz": b"ok\n", "/env": os.environ.get("GREETING", "-").encode() + b"\n"}.get(self.path)
+	        body = {"/": V + b"\n", "/healthz": b"ok\n" if V != b"slow" else None, "/env": os.environ.get("GREETING", "-").encode() + b"\n"}.get(self.path)
 	        self.send_response(200 if body else 404); self.end_headers(); self.wfile.write(body or b"no\n")
 	    def log_message(self, *a): pass
 	http.server.ThreadingHTTPServer(("127.0.0.1", int(os.environ["PORT"])), H).serve_forever()
@@ -143,7 +146,7 @@ test_expect_success 'a redeploy under a request loop: nothing after the switch a
 	wait_for 10 sh -c "tail -n 1 client.out | grep -q \" v2\$\"" &&
 	sleep 0.5 && touch stop && wait_for 10 sh -c "! kill -0 $(cat client.pid)" &&
 	rm client.pid &&
-	say "requests: $(wc -l <client.out), failed: $(grep -c " ERR " client.out)" &&
+	echo "requests during the redeploy: $(wc -l <client.out), failed: $(grep -c " ERR " client.out)" >switch.stats &&
 	grep -q " v1$" client.out && grep -q " v2$" client.out &&
 	$PY -c "
 import sys
@@ -153,6 +156,8 @@ sys.exit(\"after the switch: %r\" % bad[:5] if bad or not late else 0)" &&
 	test "$(grep -c " ERR " client.out)" -le 3 &&
 	one_app
 '
+
+[ -f switch.stats ] && say "# $(cat switch.stats)"
 
 test_expect_success 'kill -9 of the agent: the service and Caddy keep serving' '
 	app_pids >pid.before &&
@@ -202,6 +207,20 @@ test_expect_success 'the process died while the agent was down: started again' '
 	wait_for 20 answers v2 &&
 	one_app && test "$(app_pids)" != "$(cat pid.before)" &&
 	test "$(answer /env)" = "$SECRET"
+'
+
+test_expect_success 'the agent dies in a health gate: the next one ends the new process' '
+	app_pids >pid.before &&
+	echo slow >work/version && commit slow &&
+	{ dployr deploy -f app.yaml -i web-1 >k.out 2>k.err; echo $? >k.rc; } &
+	wait_for 60 two_apps && sleep 0.5 &&
+	kill -9 "$(cat a1.pid)" && rm a1.pid &&
+	start_agent && wait_for 20 online &&
+	wait_for 20 old_app_only &&
+	wait_for 60 test -s k.rc && test "$(cat k.rc)" = 1 &&
+	grep -q "the agent restarted during the deploy" k.err &&
+	answers v2 &&
+	grep -q "ending the new release of a deploy" a1.log
 '
 
 test_expect_success 'a later deploy works on the restored service' '
