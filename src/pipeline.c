@@ -1344,7 +1344,10 @@ static enum ev switch_refused(struct pipeline *p, const char *why)
 	char *tmp = xasprintf("%s/.current.tmp", p->dir);
 	unlink(tmp);
 	free(tmp);
-	return fail(p, "switch: proxy: %s", why && *why ? why : "failed");
+	if (!why || !*why)
+		why = "failed";
+	/* the proxy's own messages say "proxy: ..." already */
+	return fail(p, "switch: %s%s", strncmp(why, "proxy: ", 7) ? "proxy: " : "", why);
 }
 
 static enum ev enter_switch(struct pipeline *p)

@@ -7,7 +7,8 @@
 # agent adopts the same process (no second one), and restart, stop, start
 # and a later deploy work on it; a process that died while the agent was
 # down is started again; a stopped service stays stopped; the new process
-# of a deploy the agent died in is ended by the next agent.
+# of a deploy the agent died in is ended by the next agent; a config Caddy
+# refuses fails the deploy at the switch and the old release serves on.
 . "$(dirname "$0")/lib.sh"
 
 if ! test_have curl || ! test_have git || ! test_have caddy; then
@@ -225,6 +226,21 @@ test_expect_success 'the agent dies in a health gate: the next one ends the new 
 
 test_expect_success 'a later deploy works on the restored service' '
 	echo v3 >work/version && commit v3 &&
+	dployr deploy -f app.yaml -i web-1 >out 2>err || { cat out err; false; } &&
+	answers v3 && wait_for 20 one_app
+'
+
+test_expect_success 'a port Caddy cannot bind: the deploy fails at the switch, the old release serves' '
+	BUSY=$(free_port) &&
+	{ $PY -c "import socket,time; s=socket.socket(); s.bind((\"127.0.0.1\",$BUSY)); s.listen(); time.sleep(120)" &
+		echo $! >busy.pid; } &&
+	wait_for 10 $PY -c "import socket; socket.create_connection((\"127.0.0.1\",$BUSY))" &&
+	sed "s/^port: .*/port: $BUSY/" app.yaml >busy.yaml &&
+	app_pids >pid.before &&
+	test_expect_code 1 dployr deploy -f busy.yaml -i web-1 >b.out 2>b.err &&
+	grep -q "error: switch: proxy: caddy refused the config" b.err &&
+	answers v3 && old_app_only &&
+	kill "$(cat busy.pid)" && rm busy.pid &&
 	dployr deploy -f app.yaml -i web-1 >out 2>err || { cat out err; false; } &&
 	answers v3 && wait_for 20 one_app
 '
