@@ -29,7 +29,6 @@
 #define SVC_PREFIX    "svc/"
 #define STATIC_PORT   80 /* static sites: served on HTTP's port for their domains */
 #define CADDY_PATH    "/usr/local/bin:/usr/bin:/bin"
-#define RECORD_MAX    ((size_t)1 << 20)
 
 /* What the proxy serves for one service (a copy of a struct proxy_site). */
 struct site {
@@ -197,10 +196,8 @@ static int on_proxy(struct pipeline *p, void *arg, const struct pipeline_target 
 	free(v->want->root);
 	v->want->root = t->root ? xstrdup(t->root) : NULL;
 	v->want->upstream = t->port;
-	if (proxy_put(v->ss, v->name, v->want, err, errlen) < 0) {
-		proxy_revert(v);
-		return -1;
-	}
+	if (proxy_put(v->ss, v->name, v->want, err, errlen) < 0)
+		return -1; /* the model is unchanged */
 	v->want_set = 1;
 	v->proxy_wait = 1;
 	proxy_ensure_started(v->ss);
@@ -453,27 +450,6 @@ static void persist_write(struct svc *v)
 	buf_release(&b);
 }
 
-/* The deploy in progress became the serving release (its switch): its
- * blueprint, secrets and site are the service's now. */
-static void adopt_promote(struct svc *v)
-{
-	free(v->cur_rel);
-	free(v->cur_bp);
-	free(v->cur_sec);
-	v->cur_rel = v->dep_rel;
-	v->cur_bp = v->dep_bp;
-	v->cur_sec = v->dep_sec;
-	v->dep_rel = v->dep_bp = v->dep_sec = NULL;
-	if (v->ss->px) {
-		if (v->site && !v->want)
-			proxy_remove_site(v->ss->px, v->name); /* no longer web or static */
-		site_free(v->site);
-		v->site = v->want;
-		v->want = NULL;
-		v->want_set = 0;
-	}
-}
-
 /* "svcnew/NAME": the process of a deploy's new release before its switch,
  * so that the next agent ends it if this one dies meanwhile. */
 static char *adopt_new_key(const char *name)
@@ -509,6 +485,29 @@ static void adopt_on_stage(struct svc *v, int stage)
 	if ((stage == PIPELINE_HEALTH || stage == PIPELINE_SWITCH) &&
 	    pipeline_new_record(v->p, &rec) == 0)
 		adopt_note_new(v, &rec);
+}
+
+/* The deploy in progress became the serving release (its switch): its
+ * blueprint, secrets and site are the service's now. */
+static void adopt_promote(struct svc *v)
+{
+	free(v->cur_rel);
+	free(v->cur_bp);
+	free(v->cur_sec);
+	v->cur_rel = v->dep_rel;
+	v->cur_bp = v->dep_bp;
+	v->cur_sec = v->dep_sec;
+	v->dep_rel = v->dep_bp = v->dep_sec = NULL;
+	if (v->new_noted)
+		adopt_note_new(v, NULL); /* it is the serving one now */
+	if (v->ss->px) {
+		if (v->site && !v->want)
+			proxy_remove_site(v->ss->px, v->name); /* no longer web or static */
+		site_free(v->site);
+		v->site = v->want;
+		v->want = NULL;
+		v->want_set = 0;
+	}
 }
 
 /* The deploy is over: what it held for the switch is dropped. */
@@ -1121,6 +1120,22 @@ out:
 	return rc;
 }
 
+/* The pid the record "svc/NAME" names, or 0. */
+static pid_t adopt_serving_pid(struct services *ss, const char *name)
+{
+	struct buf raw = BUF_INIT;
+	char *key = svc_key(name), e[64];
+	struct store_txn *t = store_txn_begin(ss->store, 1);
+	int rc = store_get_buf(t, ss->meta, key, strlen(key), &raw);
+	store_txn_abort(t);
+	free(key);
+	struct proto_json *doc = rc == 0 ? proto_json_parse(raw.data, raw.len, e, sizeof(e)) : NULL;
+	int64_t pid = doc ? jint(proto_json_root(doc), "pid") : 0;
+	proto_json_free(doc);
+	buf_release(&raw);
+	return pid > 0 && pid <= INT_MAX ? (pid_t)pid : 0;
+}
+
 /* A deploy's new process left by an agent that died before the switch:
  * killed (its group) if it is still that process. */
 static void adopt_end_leftovers(struct services *ss)
@@ -1132,7 +1147,8 @@ static void adopt_end_leftovers(struct services *ss)
 		int pid = 0, pgid = 0;
 		unsigned long long st = 0, now = 0;
 		if (sscanf(r->json, "%d %d %llu", &pid, &pgid, &st) == 3 && pid > 1 && pgid > 1 &&
-		    supervise_proc_start_time(pid, &now) == 0 && now == st) {
+		    supervise_proc_start_time(pid, &now) == 0 && now == st &&
+		    adopt_serving_pid(ss, r->name) != pid) {
 			char ps[16];
 			snprintf(ps, sizeof(ps), "%d", pid);
 			log_warn(MOD, "ending the new release of a deploy the agent did not finish",

@@ -500,6 +500,12 @@ TEST(new_release_left_by_a_dead_agent_is_ended)
 	snprintf(val, sizeof(val), "%d %d %llu", (int)child, (int)child, st);
 	services_free(e.ss);
 	e.ss = NULL;
+	put_record(&e, "svcnew/zz", val);
+	/* The serving process itself (an agent that died between the switch
+	 * and the end of the deploy): never killed. */
+	unsigned long long sst = 0;
+	CHECK_INT(supervise_proc_start_time(serving, &sst), 0);
+	snprintf(val, sizeof(val), "%d %d %llu", (int)serving, (int)serving, sst);
 	put_record(&e, "svcnew/wk", val);
 	unsigned long long me = 0;
 	CHECK_INT(supervise_proc_start_time(getpid(), &me), 0);
@@ -515,6 +521,7 @@ TEST(new_release_left_by_a_dead_agent_is_ended)
 	CHECK(alive(serving));
 	t = store_txn_begin(e.store, 1);
 	CHECK_INT(store_get_buf(t, e.meta, "svcnew/wk", 9, &raw), 1);
+	CHECK_INT(store_get_buf(t, e.meta, "svcnew/zz", 9, &raw), 1);
 	CHECK_INT(store_get_buf(t, e.meta, "svcnew/other", 12, &raw), 1);
 	CHECK_INT(store_get_buf(t, e.meta, "svcnew/junk", 11, &raw), 1);
 	store_txn_abort(t);
