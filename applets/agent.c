@@ -16,7 +16,7 @@
 #define DEFAULT_LOG  "/var/log/dployrd/app.log"
 
 static const char synopsis[] =
-    "usage: dployr agent [--data DIR] [--log FILE] [--log-level LEVEL] [-n]\n"
+    "usage: dployr agent [--data DIR] [--log FILE] [--log-level LEVEL] [--proxy-listen IP] [-n]\n"
     "       dployr agent join --base HOST:PORT --token TOKEN --ca-fingerprint sha256:HEX\n"
     "                         [--data DIR] [--name NAME]\n";
 
@@ -28,6 +28,8 @@ static const char help[] =
     "  --data DIR          data directory (default " DEFAULT_DATA ")\n"
     "  --log FILE          JSON log lines (default " DEFAULT_LOG ")\n"
     "  --log-level LEVEL   debug, info (default), warn, error\n"
+    "  --proxy-listen IP   the address Caddy serves service ports on (default:\n"
+    "                      every address); given on every start\n"
     "  -n                  check the data directory and exit\n"
     "  --base HOST:PORT    join: base's API address\n"
     "  --token TOKEN       join: the join token (or $DPLOYR_JOIN_TOKEN)\n"
@@ -111,7 +113,7 @@ int agent_main(int argc, char **argv)
 {
 	if (argc > 1 && strcmp(argv[1], "join") == 0)
 		return join_main(argc - 1, argv + 1);
-	const char *data = DEFAULT_DATA, *logfile = DEFAULT_LOG, *level = NULL;
+	const char *data = DEFAULT_DATA, *logfile = DEFAULT_LOG, *level = NULL, *plisten = NULL;
 	int check = 0;
 	for (int i = 1; i < argc; i++) {
 		int hit;
@@ -126,7 +128,8 @@ int agent_main(int argc, char **argv)
 		}
 		if ((hit = opt_value(argc, argv, &i, "--data", &data)) ||
 		    (hit = opt_value(argc, argv, &i, "--log", &logfile)) ||
-		    (hit = opt_value(argc, argv, &i, "--log-level", &level))) {
+		    (hit = opt_value(argc, argv, &i, "--log-level", &level)) ||
+		    (hit = opt_value(argc, argv, &i, "--proxy-listen", &plisten))) {
 			if (hit < 0)
 				return usage_error("option '%s' needs a value", argv[i]);
 			continue;
@@ -163,6 +166,10 @@ int agent_main(int argc, char **argv)
 		return 1;
 	}
 	struct agent *a = agent_new(loop, data, err, sizeof(err));
+	if (a && agent_proxy(a, plisten && *plisten ? plisten : NULL, err, sizeof(err)) < 0) {
+		agent_free(a);
+		a = NULL;
+	}
 	if (!a) {
 		log_error("agent", "cannot start", "error", err, NULL);
 		fprintf(stderr, "dployr agent: %s\n", err);

@@ -322,6 +322,24 @@ static void signal_cb(struct loop *loop, long long id, void *arg, int mask)
 	stop_all(u, 0);
 }
 
+/* The IP in a listen address "HOST:PORT" / "[V6]:PORT" for the agent's
+ * --proxy-listen: "" (every address) for an empty or wildcard host,
+ * 127.0.0.1 for a name (Caddy binds IPs only). */
+static void up_proxy_host(const char *listen, char *out, size_t cap)
+{
+	const char *colon = strrchr(listen, ':');
+	size_t n = colon ? (size_t)(colon - listen) : strlen(listen);
+	if (n >= 2 && listen[0] == '[' && listen[n - 1] == ']') {
+		listen++;
+		n -= 2;
+	}
+	snprintf(out, cap, "%.*s", (int)n, listen);
+	if (!strcmp(out, "0.0.0.0") || !strcmp(out, "::"))
+		out[0] = 0;
+	else if (strspn(out, "0123456789.:abcdefABCDEF") != strlen(out))
+		snprintf(out, cap, "127.0.0.1");
+}
+
 /* --- jobs (base init, agent join) --------------------------------------------- */
 
 static void job_finished(struct up *u);
@@ -421,7 +439,14 @@ static int child_start(struct up *u, struct child *c)
 	const char *base_argv[] = {
 	    u->exe,	      "base",	       "--data", u->base_dir, "--listen", u->listen,
 	    "--agent-listen", u->agent_listen, "--log",	 logf,	      NULL};
-	const char *agent_argv[] = {u->exe, "agent", "--data", u->agent_dir, "--log", logf, NULL};
+	/* Caddy serves the services' ports on the host base listens on:
+	 * loopback by default, like everything `up` runs. */
+	char phost[NET_ADDR_MAX];
+	up_proxy_host(u->listen, phost, sizeof(phost));
+	const char *agent_argv[] = {u->exe, "agent",	      "--data", u->agent_dir, "--log",
+				    logf,   "--proxy-listen", phost,	NULL};
+	if (!phost[0])
+		agent_argv[6] = NULL; /* every address */
 	struct spawn_opts o = {
 	    .argv = c == &u->base ? base_argv : agent_argv,
 	    .envp = (const char *const *)environ,

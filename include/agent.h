@@ -19,8 +19,9 @@
  * taskrun.h and answered with task_ack accepted / duplicate / failed.
  *
  * Data directory: agent.key, agent.crt, ca.crt, agent.json (written by
- * join.h) and store/ (LMDB: tasks, spool, meta). Logs never carry tokens or
- * keys.
+ * join.h), store/ (LMDB: tasks, spool, meta), services/ (releases, see
+ * services.h), proxy/ (Caddy's state) and secrets.key. Logs never carry
+ * tokens or keys.
  */
 #ifndef DPLOYR_AGENT_H
 #define DPLOYR_AGENT_H
@@ -57,7 +58,13 @@ int agent_check(const char *data_dir, struct agent_identity *id, char *err, size
 /* Load the data directory and open the store (recovering tasks a crash
  * left). Nothing is connected until agent_start. NULL with err. */
 struct agent *agent_new(struct loop *loop, const char *data_dir, char *err, size_t errlen);
-/* Start connecting; SIGTERM/SIGINT are handled (agent_stop), SIGHUP
+/* Serve web and static services through Caddy, binding their ports to
+ * listen_host (an IP; NULL: every address): services_proxy. Before
+ * agent_start; without it services answer on their own PORT only. 0, or
+ * -1 with err. */
+int agent_proxy(struct agent *a, const char *listen_host, char *err, size_t errlen);
+/* Take back the services the previous agent left (services_restore), then
+ * start connecting; SIGTERM/SIGINT are handled (agent_stop), SIGHUP
  * reopens the log file. */
 void agent_start(struct agent *a);
 /* Stop: cancel running tasks (their results are spooled), close the

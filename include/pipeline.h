@@ -73,8 +73,12 @@
  *            and static: nothing to wait for. The new process exiting
  *            during START or HEALTH fails the deploy at once, with the tail
  *            of its output in the deploy log.
- *   SWITCH   on_proxy (web: the new port; static: the static root) and then
- *            `current` renamed to the new release.
+ *   SWITCH   on_proxy (web: the new port; static: the static root), and
+ *            once the proxy has taken it `current` is renamed to the new
+ *            release. on_proxy may answer "pending" (1): the switch then
+ *            waits for pipeline_proxy_done (ok: go on; refused: the deploy
+ *            fails here, `current` unchanged, the old release serving) for
+ *            at most switch_timeout_ms.
  *   STOP_OLD the previous release's group: TERM, KILL after stop_grace_ms.
  *   PRUNE    releases beyond the newest `keep` (by activation) removed,
  *            never the current or the previous one.
@@ -155,13 +159,14 @@ typedef void (*pipeline_stage_fn)(struct pipeline *p, void *arg, int stage);
 /* One line of the deploy log, without "\n", scrubbed of secrets. */
 typedef void (*pipeline_log_fn)(struct pipeline *p, void *arg, const char *line);
 typedef void (*pipeline_done_fn)(struct pipeline *p, void *arg, const struct pipeline_result *r);
-/* Point the proxy at t (synchronously). 0, or -1 with a reason in err: the
- * deploy then fails and nothing is switched. */
 /* The serving release changed: a state change of its supervisor (started,
  * exited, backing off, stopped...), the SWITCH to a new release, an adopt,
  * or the release forgotten after pipeline_stop. Read the new state with
  * pipeline_current and pipeline_supervisor. Must not call pipeline_free. */
 typedef void (*pipeline_service_fn)(struct pipeline *p, void *arg);
+/* Point the proxy at t. 0: done; 1: pending, the caller answers later
+ * with pipeline_proxy_done (it may do so from inside this call); -1 with a
+ * reason in err: the deploy then fails and nothing is switched. */
 typedef int (*pipeline_proxy_fn)(struct pipeline *p, void *arg, const struct pipeline_target *t,
 				 char *err, size_t errlen);
 
@@ -184,6 +189,7 @@ struct pipeline_opts {
 	long long gate_interval_ms;  /* fastest probe interval during the gate [500] */
 	long long settle_ms;	     /* worker: running this long is healthy [3000] */
 	long long stop_grace_ms;     /* TERM to KILL [10000] */
+	long long switch_timeout_ms; /* a pending on_proxy's answer [30000] */
 	pipeline_stage_fn on_stage;
 	pipeline_log_fn on_log;
 	pipeline_done_fn on_done;
@@ -229,9 +235,40 @@ int pipeline_rollback(struct pipeline *p, const struct pipeline_req *req, char *
  * running process (supervise_adopt). */
 int pipeline_adopt(struct pipeline *p, const struct pipeline_req *req,
 		   const struct supervise_record *rec, char *err, size_t errlen);
+/* After an agent restart: make the kept release req->id the serving one
+ * again, whatever became of its process while the agent was away. rec: its
+ * persisted record (pipeline_record), or NULL when it was not running
+ * (stopped, exited; static). port: its PORT (web), used again if it has
+ * to be started. run: 1 if it was meant to run (running, backing off,
+ * waiting for its schedule), 0 if it was stopped or had ended.
+ *   rec names the running process (supervise_adopt): adopted (and stopped
+ *     if !run);
+ *   else, run and a policy that restarts it (always, on-failure: an unknown
+ *     exit counts as a failure; a scheduled job): started again;
+ *   else: kept as the serving release, not running (start it with
+ *     pipeline_supervisor).
+ * Never a second process: a record whose pid is alive but another process
+ * (pid reused) is not adopted and the release is started. 0 and the outcome
+ * in *how ("adopted", "started", "stopped": static strings), or -1 with a
+ * reason in err (a current release exists, release not kept, bad request). */
+int pipeline_restore(struct pipeline *p, const struct pipeline_req *req,
+		     const struct supervise_record *rec, int port, int run, const char **how,
+		     char *err, size_t errlen);
 /* The current release's record to persist for pipeline_adopt: 0, or -1
  * when nothing runs (static, none, stopped). */
 int pipeline_record(const struct pipeline *p, struct supervise_record *rec);
+/* The new release a deploy started and has not switched to (yet): its
+ * record (0), or -1 when there is none or nothing runs. Persist it while
+ * the deploy runs: an agent that dies then leaves that process behind, and
+ * the next one must end it (it is nobody's serving release). */
+int pipeline_new_record(const struct pipeline *p, struct supervise_record *rec);
+/* The answer to an on_proxy that said pending: ok 1 (the proxy serves the
+ * new release), or 0 with reason (the switch fails with it). Ignored when
+ * no switch waits. Acts from the loop, never inside this call. */
+void pipeline_proxy_done(struct pipeline *p, int ok, const char *reason);
+/* 1 when the serving release is meant to run (its supervisor is running,
+ * backing off or waiting), 0 otherwise (none, static, stopped, ended). */
+int pipeline_running(const struct pipeline *p);
 /* Cancel the deploy in progress: 0, or -1 when there is none or it has
  * passed SWITCH. The result (on_done) follows once cleaned up. */
 int pipeline_cancel(struct pipeline *p);

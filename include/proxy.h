@@ -68,8 +68,10 @@
  * in one load, since every load closes proxied WebSockets. proxy_apply
  * loads at once. A load that is in flight when the model changes is
  * followed by another. A model whose config equals the one Caddy last
- * accepted is not sent (nothing to do, on_apply is not called, and the
- * error of a refused load is cleared: Caddy runs the model).
+ * accepted is not sent (nothing to load: on_apply is called with ok 1, so
+ * a caller waiting for its change learns that Caddy serves it, and the
+ * error of a refused load is cleared: Caddy runs the model). on_apply may
+ * then be called from inside proxy_apply.
  *
  * Errors: a config Caddy refuses (4xx/5xx) is reported through on_apply
  * (ok 0) and proxy_error ("proxy: caddy refused the config (400): loading

@@ -75,8 +75,40 @@
  * At most once: a task id is recorded ("meta" database, "svctask/ID")
  * before it runs; a known id is a duplicate and runs nothing. A deploy
  * recorded as running whose pipeline is gone (the agent restarted during
- * it) is ended then with deploy_done error. Releases do not survive an
- * agent restart yet (no pipeline_adopt).
+ * it) is ended then with deploy_done error.
+ *
+ * Proxy (services_proxy): one Caddy (proxy.h) under DATA/proxy, its output
+ * in DATA/proxy/caddy.log. A web service is served on its blueprint `port`
+ * (and `domain`s) from 127.0.0.1:PORT of its serving release; a static one
+ * on port 80 (for its domains, or every host when it has none) from the
+ * release's static root. A deploy's SWITCH waits until Caddy has accepted
+ * the new site; a refused config (or none within the pipeline's switch
+ * timeout) fails the deploy before `current` moves, the site goes back to
+ * the old release, which keeps serving. Without `caddy` (looked up in
+ * /usr/local/bin:/usr/bin:/bin) a deploy of a web or static service fails
+ * at once, saying to install it. Caddy is left running when the agent
+ * exits: the next agent adopts it (DATA/proxy/caddy.pid).
+ *
+ * Releases survive an agent restart. Whenever a service's serving release
+ * or its process changes, "meta" holds "svc/NAME":
+ *   {"release","run" (0|1: meant to run),"port" (its PORT),
+ *    "pid","pgid","start_time" (while a process runs: supervise_record),
+ *    "root" (static: what the proxy serves),"secrets" (see below),
+ *    "blueprint" (YAML text)}
+ * services_restore (at agent start) takes each back with pipeline_restore:
+ * the running process is adopted (never a second one: pid and start time
+ * must match), one that died meanwhile is started again by its restart
+ * policy on the same PORT, a stopped one stays stopped; its proxy site is
+ * set again, then Caddy is started or adopted. A record that cannot be
+ * read is logged and skipped. While a deploy runs, "svcnew/NAME" ("PID
+ * PGID START_TIME") names its new release's process until the deploy
+ * ends; an agent that died before then leaves it, and the next one kills
+ * that group first (if the pid is still that process), so a release that
+ * never became the serving one does not run on as a second process. The deploy's secrets are kept for restarts
+ * sealed (AES-256-GCM, bound to service and release) with the agent-local
+ * key DATA/secrets.key (32 random bytes, 0600, made on first use); never
+ * logged. Without the key (or with another) the service is adopted if it
+ * runs but not started: deploy it again.
  */
 #ifndef DPLOYR_SERVICES_H
 #define DPLOYR_SERVICES_H
@@ -114,5 +146,15 @@ enum services_status services_submit(struct services *ss, const char *task_id, c
 				     size_t errlen);
 /* Deploys in progress. */
 size_t services_busy(const struct services *ss);
+
+/* Serve web and static services through Caddy (see above): listen_host is
+ * the IP the site ports bind to (NULL: every address), caddy the program
+ * (NULL: "caddy" in PATH). Call before services_restore and any task;
+ * Caddy starts when a site needs it. 0, or -1 with err. */
+int services_proxy(struct services *ss, const char *listen_host, const char *caddy, char *err,
+		   size_t errlen);
+/* At agent start: take back every persisted service, set their proxy
+ * sites, then start (or adopt) Caddy. Problems are logged. */
+void services_restore(struct services *ss);
 
 #endif

@@ -883,8 +883,15 @@ void agent_start(struct agent *a)
 		log_error(MOD, "the certificate has expired: rejoin with 'dployr agent join'",
 			  NULL);
 	prune_cb(a->loop, 0, a, 0);
+	/* The services the previous agent left running, before any task. */
+	services_restore(a->svcs);
 	a->state = ST_WAIT;
 	fire(a, EV_TIMER);
+}
+
+int agent_proxy(struct agent *a, const char *listen_host, char *err, size_t errlen)
+{
+	return services_proxy(a->svcs, listen_host, NULL, err, errlen);
 }
 
 void agent_stop(struct agent *a)

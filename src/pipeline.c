@@ -37,6 +37,7 @@
 #define DEF_GATE     500LL
 #define DEF_SETTLE   3000LL
 #define DEF_GRACE    10000LL
+#define DEF_SWITCH   30000LL
 #define STOP_SLACK   5000LL /* beyond the grace: KILL must have worked by then */
 #define RUNTIME_MS   60000LL
 #define LINE_MAX_LEN 4096
@@ -125,6 +126,9 @@ struct pipeline {
 	long long t_stage, t_settle, t_poke, t_kick;
 	long long stage_ms; /* the running stage's deadline, for messages */
 	int settled;
+	int proxy_wait;	  /* SWITCH waits for pipeline_proxy_done */
+	int proxy_answer; /* its answer: 1 ok, -1 refused, 0 none yet */
+	struct buf proxy_reason;
 	struct health *hc;
 	int git_phase;
 	/* The one program running (git, build, hook, rm). */
@@ -146,6 +150,7 @@ struct pipeline {
 
 static void fire(struct pipeline *p, enum ev ev);
 static void poke(struct pipeline *p);
+static enum ev switch_refused(struct pipeline *p, const char *why);
 
 /* --- small helpers --------------------------------------------------------------- */
 
@@ -661,6 +666,10 @@ static void stage_timer_fired(struct loop *loop, long long id, void *arg, int ma
 		fire(p, EV_FAIL);
 		return;
 	}
+	case PIPELINE_SWITCH:
+		p->proxy_wait = 0;
+		fire(p, switch_refused(p, "no answer from the proxy in time"));
+		return;
 	case PIPELINE_STOP_OLD:
 	case PIPELINE_CLEANUP:
 		/* KILL did not end it: go on, the group is left to the supervisor. */
@@ -1344,11 +1353,48 @@ static enum ev remove_dirs(struct pipeline *p, char **dirs, size_t n)
 	return rc < 0 ? EV_FAIL : EV_ASYNC;
 }
 
+/* The second half of SWITCH, once the proxy serves the new release:
+ * `current` renamed to it. */
+static enum ev switch_commit(struct pipeline *p)
+{
+	char *link = xasprintf("%s/current", p->dir);
+	char *tmp = xasprintf("%s/.current.tmp", p->dir);
+	enum ev ev = EV_OK;
+	if (rename(tmp, link) < 0) {
+		ev = fail(p, "switch: rename '%s': %s", link, strerror(errno));
+		unlink(tmp);
+		goto out;
+	}
+	stamp_write(p, p->id, p->revision, p->rtver);
+	emitf(p, "switch: current is %s", p->id);
+	p->switched = 1;
+	p->stopping_cur = 0; /* a pipeline_stop of the old release: STOP_OLD does it */
+	p->old = p->cur;
+	p->cur = p->nrel;
+	p->nrel = NULL;
+	serving_changed(p);
+out:
+	free(link);
+	free(tmp);
+	return ev;
+}
+
+/* The proxy refused the new release: SWITCH fails, `current` unchanged. */
+static enum ev switch_refused(struct pipeline *p, const char *why)
+{
+	char *tmp = xasprintf("%s/.current.tmp", p->dir);
+	unlink(tmp);
+	free(tmp);
+	if (!why || !*why)
+		why = "failed";
+	/* the proxy's own messages say "proxy: ..." already */
+	return fail(p, "switch: %s%s", strncmp(why, "proxy: ", 7) ? "proxy: " : "", why);
+}
+
 static enum ev enter_switch(struct pipeline *p)
 {
 	stage_begin(p);
 	struct spec *s = &p->spec;
-	char *link = xasprintf("%s/current", p->dir);
 	char *tmp = xasprintf("%s/.current.tmp", p->dir);
 	char *target = xasprintf("releases/%s", p->id);
 	free(p->prev_id);
@@ -1369,29 +1415,27 @@ static enum ev enter_switch(struct pipeline *p)
 		struct pipeline_target t = {
 		    .release = p->id, .type = s->type, .port = p->nrel->port, .root = root};
 		char err[512] = "";
+		p->proxy_wait = 1;
+		p->proxy_answer = 0;
+		buf_reset(&p->proxy_reason);
 		int rc = p->o.on_proxy(p, p->o.arg, &t, err, sizeof(err));
 		free(root);
 		if (rc < 0) {
-			unlink(tmp);
-			ev = fail(p, "switch: proxy: %s", *err ? err : "failed");
+			p->proxy_wait = 0;
+			ev = switch_refused(p, err);
 			goto out;
 		}
+		if (rc > 0) {
+			/* pipeline_proxy_done answers (maybe already did); poke_fired acts */
+			stage_deadline(p, p->o.switch_timeout_ms);
+			poke(p);
+			ev = EV_ASYNC;
+			goto out;
+		}
+		p->proxy_wait = 0;
 	}
-	if (rename(tmp, link) < 0) {
-		ev = fail(p, "switch: rename '%s': %s", link, strerror(errno));
-		unlink(tmp);
-		goto out;
-	}
-	stamp_write(p, p->id, p->revision, p->rtver);
-	emitf(p, "switch: current is %s", p->id);
-	p->switched = 1;
-	p->stopping_cur = 0; /* a pipeline_stop of the old release: STOP_OLD does it */
-	p->old = p->cur;
-	p->cur = p->nrel;
-	p->nrel = NULL;
-	serving_changed(p);
+	ev = switch_commit(p);
 out:
-	free(link);
 	free(tmp);
 	free(target);
 	return ev;
@@ -1599,6 +1643,7 @@ static void reset(struct pipeline *p)
 	buf_reset(&p->reason);
 	p->st = PIPELINE_IDLE;
 	p->rollback = p->cancelled = p->switched = 0;
+	p->proxy_wait = p->proxy_answer = 0;
 	p->revision[0] = p->rtver[0] = 0;
 }
 
@@ -1704,6 +1749,15 @@ static void poke_fired(struct loop *loop, long long id, void *arg, int mask)
 		if (p->cancelled)
 			fire(p, EV_CANCEL);
 		break;
+	case PIPELINE_SWITCH:
+		if (p->proxy_wait && p->proxy_answer) {
+			int ok = p->proxy_answer > 0;
+			p->proxy_wait = 0;
+			p->proxy_answer = 0;
+			cancel_timer(p, &p->t_stage);
+			fire(p, ok ? switch_commit(p) : switch_refused(p, p->proxy_reason.data));
+		}
+		break;
 	case PIPELINE_STOP_OLD:
 		if (p->old && (p->stop_phase < 0 || stopped(p->old->sv)))
 			fire(p, finish_stop_old(p));
@@ -1806,10 +1860,12 @@ struct pipeline *pipeline_new(struct loop *loop, const struct pipeline_opts *o, 
 	DEF(gate_interval_ms, DEF_GATE);
 	DEF(settle_ms, DEF_SETTLE);
 	DEF(stop_grace_ms, DEF_GRACE);
+	DEF(switch_timeout_ms, DEF_SWITCH);
 #undef DEF
 	if (p->o.keep < 2)
 		p->o.keep = 2;
 	buf_init(&p->reason);
+	buf_init(&p->proxy_reason);
 	buf_init(&p->step.out);
 	buf_init(&p->step.part);
 	p->step.fd = -1;
@@ -1843,6 +1899,7 @@ void pipeline_free(struct pipeline *p)
 	rel_free(p->cur);
 	reset(p);
 	buf_release(&p->reason);
+	buf_release(&p->proxy_reason);
 	buf_release(&p->step.out);
 	buf_release(&p->step.part);
 	free(p->prev_id);
@@ -1993,9 +2050,13 @@ int pipeline_rollback(struct pipeline *p, const struct pipeline_req *req, char *
 	return begin(p, req, 1, err, errlen);
 }
 
-int pipeline_adopt(struct pipeline *p, const struct pipeline_req *req,
-		   const struct supervise_record *rec, char *err, size_t errlen)
+/* Take back release req->id as p->cur (see pipeline_restore); strict: the
+ * running process must be adopted. */
+static int restore(struct pipeline *p, const struct pipeline_req *req,
+		   const struct supervise_record *rec, int port, int run, int strict,
+		   const char **how, char *err, size_t errlen)
 {
+	*how = "stopped";
 	if (check_req(p, req, err, errlen) < 0)
 		return -1;
 	if (p->cur) {
@@ -2015,15 +2076,33 @@ int pipeline_adopt(struct pipeline *p, const struct pipeline_req *req,
 	int rc = 0;
 	if (p->spec.type != BP_TYPE_STATIC) {
 		char why[512];
-		int port = rec && rec->nports ? rec->ports[0] : 0;
-		if (!rec) {
+		if (rec && rec->nports)
+			port = rec->ports[0];
+		if (p->spec.type == BP_TYPE_WEB && (port < 1 || port > 65535))
+			port = pick_port();
+		if (strict && !rec) {
 			snprintf(err, errlen, "adopt '%s': no record", req->id);
 			rc = -1;
 		} else if (rel_supervise(p, r, port, why, sizeof(why)) < 0) {
 			snprintf(err, errlen, "adopt '%s': %s", req->id, why);
 			rc = -1;
-		} else if (supervise_adopt(r->sv, rec, err, errlen) < 0) {
+		} else if (rec && supervise_adopt(r->sv, rec, why, sizeof(why)) == 0) {
+			*how = "adopted";
+			if (!run)
+				supervise_stop(r->sv);
+		} else if (strict) {
+			snprintf(err, errlen, "%s", why);
 			rc = -1;
+		} else {
+			if (rec)
+				log_info("pipeline", "not adopted", "service", p->name, "release",
+					 req->id, "reason", why, NULL);
+			int restarts = p->spec.restart != BP_RESTART_NEVER ||
+				       (p->spec.type == BP_TYPE_JOB && p->spec.schedule);
+			if (run && restarts) {
+				supervise_start(r->sv);
+				*how = "started";
+			}
 		}
 	}
 	if (rc < 0)
@@ -2034,6 +2113,46 @@ int pipeline_adopt(struct pipeline *p, const struct pipeline_req *req,
 	if (rc == 0)
 		serving_changed(p);
 	return rc;
+}
+
+int pipeline_adopt(struct pipeline *p, const struct pipeline_req *req,
+		   const struct supervise_record *rec, char *err, size_t errlen)
+{
+	const char *how;
+	return restore(p, req, rec, 0, 1, 1, &how, err, errlen);
+}
+
+int pipeline_restore(struct pipeline *p, const struct pipeline_req *req,
+		     const struct supervise_record *rec, int port, int run, const char **how,
+		     char *err, size_t errlen)
+{
+	const char *h;
+	return restore(p, req, rec, port, run, 0, how ? how : &h, err, errlen);
+}
+
+int pipeline_new_record(const struct pipeline *p, struct supervise_record *rec)
+{
+	if (!p->nrel || !p->nrel->sv)
+		return -1;
+	return supervise_record(p->nrel->sv, rec);
+}
+
+void pipeline_proxy_done(struct pipeline *p, int ok, const char *reason)
+{
+	if (!p->proxy_wait || p->proxy_answer)
+		return;
+	p->proxy_answer = ok ? 1 : -1;
+	buf_reset(&p->proxy_reason);
+	buf_puts(&p->proxy_reason, reason && *reason ? reason : "refused");
+	poke(p);
+}
+
+int pipeline_running(const struct pipeline *p)
+{
+	if (!p->cur || !p->cur->sv || p->stopping_cur)
+		return 0;
+	enum supervise_state st = supervise_state(p->cur->sv);
+	return st == SUPERVISE_RUNNING || st == SUPERVISE_BACKOFF || st == SUPERVISE_WAITING;
 }
 
 int pipeline_record(const struct pipeline *p, struct supervise_record *rec)

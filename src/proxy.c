@@ -593,9 +593,12 @@ static void proxy_send(struct proxy *px)
 	struct buf body = BUF_INIT;
 	proxy_config(px, &body);
 	if (px->last.len == body.len && memcmp(px->last.data, body.data, body.len) == 0) {
+		/* Caddy runs this model already: applied without a load. */
 		px->done_gen = px->gen;
 		px->error[0] = '\0';
 		buf_release(&body);
+		if (px->o.on_apply)
+			px->o.on_apply(px, px->o.arg, 1);
 		return;
 	}
 	char len[32];

@@ -1,6 +1,11 @@
 /* services: see services.h. */
 #include "services.h"
 
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <signal.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -16,6 +21,7 @@
 #include "pipeline.h"
 #include "proto.h"
 #include "run.h"
+#include "proxy.h"
 #include "supervise.h"
 #include "xalloc.h"
 
@@ -24,6 +30,18 @@
 #define LOG_FLUSH_MAX 8192
 #define TASK_PREFIX   "svctask/"
 #define STATUS_MIN_MS 200 /* service_status: at most one per service this often */
+#define SVC_PREFIX    "svc/"
+#define STATIC_PORT   80 /* static sites: served on HTTP's port for their domains */
+#define CADDY_PATH    "/usr/local/bin:/usr/bin:/bin"
+
+/* What the proxy serves for one service (a copy of a struct proxy_site). */
+struct site {
+	int port;
+	char **domains;
+	size_t ndomains;
+	int upstream; /* web: the release's PORT */
+	char *root;   /* static: the release's static root */
+};
 
 struct svc {
 	struct services *ss;
@@ -48,6 +66,18 @@ struct svc {
 	long long st_last;    /* loop_now_ms of the last event */
 	int st_sent;	      /* an event was spooled */
 	long long st_timer;   /* flushes the coalesced event */
+	/* proxy (H1): the site Caddy serves for the serving release, and the
+	 * one of the deploy in progress (want_set once given to the proxy,
+	 * proxy_wait while its switch waits for Caddy's answer) */
+	struct site *site, *want;
+	int want_set, proxy_wait;
+	/* persistence (H1): the serving release (id, blueprint text, secrets
+	 * sealed with the agent's key, base64) and the deploy's, promoted at
+	 * its switch; the last record written */
+	char *cur_rel, *cur_bp, *cur_sec;
+	char *dep_rel, *dep_bp, *dep_sec;
+	struct buf persisted;
+	int new_noted; /* "svcnew/NAME" holds the deploy's new process */
 	struct svc *next;
 };
 
@@ -61,6 +91,12 @@ struct services {
 	int meta;
 	struct svc *list;
 	long long status_timer; /* one service_status per service at start */
+	char *data;	  /* DATA */
+	struct proxy *px; /* NULL: services answer on their own PORT */
+	char *caddy;	  /* the program the proxy runs */
+	int px_started;
+	int px_log; /* Caddy's output (DATA/proxy/caddy.log), or -1 */
+	struct crypt_rng *rng;
 };
 
 static void status_release(struct svc *v);
@@ -70,6 +106,467 @@ static void notify(struct services *ss)
 {
 	if (ss->notify)
 		ss->notify(ss->loop, 0, ss->arg, 0);
+}
+
+/* --- proxy (H1) ------------------------------------------------------------- */
+
+static void site_free(struct site *t)
+{
+	if (!t)
+		return;
+	for (size_t i = 0; i < t->ndomains; i++)
+		free(t->domains[i]);
+	free(t->domains);
+	free(t->root);
+	free(t);
+}
+
+/* The site a blueprint asks for (its upstream or root not set yet): web on
+ * its port, static on STATIC_PORT; NULL for worker and job. */
+static struct site *proxy_site_of(const struct bp *bp)
+{
+	int port = bp->type == BP_TYPE_WEB	? bp->port
+		   : bp->type == BP_TYPE_STATIC ? STATIC_PORT
+						: 0;
+	if (port < 1)
+		return NULL;
+	struct site *t = xcalloc(1, sizeof(*t));
+	t->port = port;
+	t->domains = xcalloc(bp->ndomains + 1, sizeof(char *));
+	for (size_t i = 0; i < bp->ndomains; i++)
+		t->domains[t->ndomains++] = xstrdup(bp->domains[i]);
+	return t;
+}
+
+/* Give the proxy t as the site of service name: 0, or -1 with err. */
+static int proxy_put(struct services *ss, const char *name, const struct site *t, char *err,
+		     size_t errlen)
+{
+	struct proxy_site ps = {.name = name,
+				.port = t->port,
+				.domains = (const char *const *)t->domains,
+				.ndomains = t->ndomains,
+				.upstreams = t->root ? NULL : &t->upstream,
+				.nupstreams = t->root ? 0 : 1,
+				.root = t->root};
+	return proxy_set_site(ss->px, &ps, err, errlen);
+}
+
+/* The site of v back to what its serving release has (none: removed). */
+static void proxy_revert(struct svc *v)
+{
+	char err[512];
+	if (!v->ss->px || !v->want_set)
+		return;
+	v->want_set = 0;
+	if (!v->site)
+		proxy_remove_site(v->ss->px, v->name);
+	else if (proxy_put(v->ss, v->name, v->site, err, sizeof(err)) < 0)
+		log_error(MOD, "proxy site not restored", "service", v->name, "error", err, NULL);
+}
+
+/* Whether the proxy's program can run: 0, or -1 with the fix in err. */
+static int proxy_check(struct services *ss, char *err, size_t errlen)
+{
+	const char *c = ss->caddy;
+	if (strchr(c, '/')) {
+		if (access(c, X_OK) == 0)
+			return 0;
+	} else {
+		const char *d = CADDY_PATH;
+		while (*d) {
+			size_t n = strcspn(d, ":");
+			char *path = xasprintf("%.*s/%s", (int)n, d, c);
+			int ok = access(path, X_OK) == 0;
+			free(path);
+			if (ok)
+				return 0;
+			d += n + (d[n] == ':');
+		}
+	}
+	snprintf(err, errlen,
+		 "proxy: '%s' is not installed (looked in %s): web and static services are "
+		 "served through Caddy; install it with 'apt-get install caddy'",
+		 c, strchr(c, '/') ? "its path" : CADDY_PATH);
+	return -1;
+}
+
+static void proxy_ensure_started(struct services *ss)
+{
+	char err[512];
+	if (!ss->px || ss->px_started)
+		return;
+	if (proxy_start(ss->px, err, sizeof(err)) < 0) {
+		log_error(MOD, "proxy not started", "error", err, NULL);
+		return;
+	}
+	ss->px_started = 1;
+}
+
+/* SWITCH: the deploy's site now points at the new release; the switch
+ * waits for Caddy (proxy_applied). */
+static int on_proxy(struct pipeline *p, void *arg, const struct pipeline_target *t, char *err,
+		    size_t errlen)
+{
+	struct svc *v = arg;
+	(void)p;
+	if (!v->want)
+		return 0;
+	if (proxy_check(v->ss, err, errlen) < 0)
+		return -1;
+	free(v->want->root);
+	v->want->root = t->root ? xstrdup(t->root) : NULL;
+	v->want->upstream = t->port;
+	if (proxy_put(v->ss, v->name, v->want, err, errlen) < 0)
+		return -1; /* the model is unchanged */
+	v->want_set = 1;
+	v->proxy_wait = 1;
+	proxy_ensure_started(v->ss);
+	return 1;
+}
+
+/* Caddy answered a load (or had the model already): switches waiting for
+ * it go on, or fail when it refused (their sites reverted). */
+static void proxy_applied(struct proxy *px, void *arg, int ok)
+{
+	struct services *ss = arg;
+	if (ok && proxy_pending(px))
+		return; /* a later change is on its way: wait for its answer */
+	char why[1024];
+	snprintf(why, sizeof(why), "%s", ok ? "" : proxy_error(px));
+	for (struct svc *v = ss->list; v; v = v->next) {
+		if (!v->proxy_wait)
+			continue;
+		v->proxy_wait = 0;
+		if (!ok)
+			proxy_revert(v);
+		pipeline_proxy_done(v->p, ok, why);
+	}
+}
+
+int services_proxy(struct services *ss, const char *listen_host, const char *caddy, char *err,
+		   size_t errlen)
+{
+	char *dir = xasprintf("%s/proxy", ss->data);
+	if (mkdir(dir, 0700) < 0 && errno != EEXIST) {
+		snprintf(err, errlen, "proxy: mkdir '%s': %s", dir, strerror(errno));
+		free(dir);
+		return -1;
+	}
+	char *logp = xasprintf("%s/caddy.log", dir);
+	int fd = open(logp, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600);
+	free(logp);
+	struct proxy_opts o = {.dir = dir,
+			       .caddy = caddy,
+			       .listen_host = listen_host,
+			       .log_fd = fd,
+			       .on_apply = proxy_applied,
+			       .arg = ss};
+	proxy_free(ss->px);
+	ss->px = proxy_new(ss->loop, &o, err, errlen);
+	free(dir);
+	/* Caddy gets its own copy of the descriptor at every start. */
+	if (!ss->px) {
+		if (fd >= 0)
+			close(fd);
+		return -1;
+	}
+	if (ss->px_log >= 0)
+		close(ss->px_log);
+	ss->px_log = fd;
+	free(ss->caddy);
+	ss->caddy = xstrdup(caddy ? caddy : "caddy");
+	return 0;
+}
+
+/* --- persistence (H1) ---------------------------------------------------------- */
+
+/* The agent-local key for secrets at rest (DATA/secrets.key, 0600), made
+ * when create is set and there is none. 0, or -1 with err. */
+static int persist_key(struct services *ss, int create, uint8_t key[CRYPT_KEY_LEN], char *err,
+		       size_t errlen)
+{
+	char *path = xasprintf("%s/secrets.key", ss->data);
+	int rc = -1;
+	int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+	if (fd < 0 && errno == ENOENT && create) {
+		crypt_random(ss->rng, key, CRYPT_KEY_LEN);
+		fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, 0600);
+		if (fd >= 0 && write(fd, key, CRYPT_KEY_LEN) == CRYPT_KEY_LEN && fsync(fd) == 0 &&
+		    close(fd) == 0) {
+			free(path);
+			return 0;
+		}
+		snprintf(err, errlen, "secrets key '%s': cannot write it: %s", path,
+			 strerror(errno));
+		if (fd >= 0) {
+			close(fd);
+			unlink(path);
+		}
+		crypt_wipe(key, CRYPT_KEY_LEN);
+		free(path);
+		return -1;
+	}
+	if (fd < 0) {
+		snprintf(err, errlen, "secrets key '%s': %s", path, strerror(errno));
+	} else {
+		struct stat st;
+		ssize_t n =
+		    fstat(fd, &st) == 0 && S_ISREG(st.st_mode) && st.st_size == CRYPT_KEY_LEN
+			? read(fd, key, CRYPT_KEY_LEN)
+			: -1;
+		close(fd);
+		if (n == CRYPT_KEY_LEN)
+			rc = 0;
+		else
+			snprintf(err, errlen, "secrets key '%s': not a %d-byte key file", path,
+				 CRYPT_KEY_LEN);
+	}
+	if (rc < 0)
+		crypt_wipe(key, CRYPT_KEY_LEN);
+	free(path);
+	return rc;
+}
+
+/* "svc/NAME/RELEASE": binds a sealed blob to its service and release. */
+static char *persist_aad(const char *name, const char *rel)
+{
+	return xasprintf("dployr/" SVC_PREFIX "%s/%s", name, rel);
+}
+
+/* The secrets "NAME=value" sealed for (name, rel), base64; NULL when there
+ * are none, or (logged) when the key cannot be had. */
+static char *persist_seal(struct services *ss, const char *name, const char *rel, char **env,
+			  size_t n)
+{
+	if (!n)
+		return NULL;
+	uint8_t key[CRYPT_KEY_LEN];
+	char err[512];
+	if (persist_key(ss, 1, key, err, sizeof(err)) < 0) {
+		log_error(MOD, "secrets not kept for restarts after an agent restart", "service",
+			  name, "error", err, NULL);
+		return NULL;
+	}
+	struct buf pt = BUF_INIT, out = BUF_INIT;
+	for (size_t i = 0; i < n; i++)
+		buf_add(&pt, env[i], strlen(env[i]) + 1);
+	char *aad = persist_aad(name, rel);
+	uint8_t *ct = xmalloc(pt.len + CRYPT_SEAL_OVERHEAD);
+	crypt_seal(ss->rng, key, aad, strlen(aad), pt.data, pt.len, ct);
+	crypt_b64_encode(&out, ct, pt.len + CRYPT_SEAL_OVERHEAD, CRYPT_B64_STD);
+	crypt_wipe(pt.data, pt.len);
+	crypt_wipe(key, sizeof(key));
+	free(ct);
+	free(aad);
+	buf_release(&pt);
+	return buf_detach(&out, NULL);
+}
+
+/* Open a sealed blob into "NAME=value" strings (free with free_env): 0, or
+ * -1 with err (no key, wrong key, tampered, moved to another service). */
+static int persist_open(struct services *ss, const char *name, const char *rel, const char *b64,
+			char ***env, size_t *n, char *err, size_t errlen)
+{
+	*env = NULL;
+	*n = 0;
+	uint8_t key[CRYPT_KEY_LEN];
+	if (persist_key(ss, 0, key, err, errlen) < 0)
+		return -1;
+	struct buf ct = BUF_INIT;
+	int rc = -1;
+	if (crypt_b64_decode(&ct, b64, strlen(b64), CRYPT_B64_STD) < 0 ||
+	    ct.len < CRYPT_SEAL_OVERHEAD) {
+		snprintf(err, errlen, "secrets of '%s': not a sealed blob", name);
+		goto out;
+	}
+	size_t ptlen = ct.len - CRYPT_SEAL_OVERHEAD;
+	char *pt = xmalloc(ptlen + 1);
+	char *aad = persist_aad(name, rel);
+	if (crypt_open(key, aad, strlen(aad), (const uint8_t *)ct.data, ct.len, (uint8_t *)pt) <
+	    0) {
+		snprintf(err, errlen, "secrets of '%s': cannot be opened with this agent's key",
+			 name);
+	} else {
+		pt[ptlen] = 0;
+		size_t cnt = 0;
+		for (size_t i = 0; i < ptlen; i++)
+			cnt += pt[i] == 0;
+		*env = xcalloc(cnt + 1, sizeof(char *));
+		for (size_t off = 0; off < ptlen;) {
+			size_t k = strlen(pt + off);
+			(*env)[(*n)++] = xstrdup(pt + off);
+			off += k + 1;
+		}
+		rc = 0;
+	}
+	crypt_wipe(pt, ptlen + 1);
+	free(pt);
+	free(aad);
+out:
+	crypt_wipe(key, sizeof(key));
+	buf_release(&ct);
+	return rc;
+}
+
+static char *svc_key(const char *name)
+{
+	return xasprintf(SVC_PREFIX "%s", name);
+}
+
+/* Write what a restarted agent needs to take v's serving release back
+ * (none: the record is removed). Only when it changed. */
+static void persist_write(struct svc *v)
+{
+	struct services *ss = v->ss;
+	pid_t pid;
+	int port;
+	const char *rel = pipeline_current(v->p, &pid, &port);
+	struct buf b = BUF_INIT;
+	if (rel && v->cur_bp && v->cur_rel && !strcmp(rel, v->cur_rel)) {
+		struct supervise_record rec;
+		int have = pipeline_record(v->p, &rec) == 0;
+		buf_puts(&b, "{\"release\":");
+		buf_json_cstr(&b, rel);
+		buf_printf(&b, ",\"run\":%d,\"port\":%d", pipeline_running(v->p), port);
+		if (have)
+			buf_printf(&b, ",\"pid\":%d,\"pgid\":%d,\"start_time\":%llu", (int)rec.pid,
+				   (int)rec.pgid, rec.start_time);
+		if (v->site && v->site->root) {
+			buf_puts(&b, ",\"root\":");
+			buf_json_cstr(&b, v->site->root);
+		}
+		if (v->cur_sec) {
+			buf_puts(&b, ",\"secrets\":");
+			buf_json_cstr(&b, v->cur_sec);
+		}
+		buf_puts(&b, ",\"blueprint\":");
+		buf_json_cstr(&b, v->cur_bp);
+		buf_puts(&b, "}");
+	} else if (rel) {
+		log_warn(MOD, "serving release not persisted: its blueprint is unknown", "service",
+			 v->name, "release", rel, NULL);
+		buf_release(&b);
+		return;
+	}
+	if (b.len == v->persisted.len && (!b.len || !memcmp(b.data, v->persisted.data, b.len))) {
+		buf_release(&b);
+		return;
+	}
+	char err[256];
+	char *key = svc_key(v->name);
+	struct store_txn *t = store_txn_begin(ss->store, 0);
+	if (b.len)
+		store_put(t, ss->meta, key, strlen(key), b.data, b.len);
+	else
+		store_del(t, ss->meta, key, strlen(key));
+	if (store_txn_commit(t, err, sizeof(err)) < 0) {
+		log_error(MOD, "service record not written", "service", v->name, "error", err,
+			  NULL);
+	} else {
+		buf_reset(&v->persisted);
+		buf_add(&v->persisted, b.data ? b.data : "", b.len);
+	}
+	free(key);
+	buf_release(&b);
+}
+
+/* "svcnew/NAME": the process of a deploy's new release before its switch,
+ * so that the next agent ends it if this one dies meanwhile. */
+static char *adopt_new_key(const char *name)
+{
+	return xasprintf("svcnew/%s", name);
+}
+
+/* Record (rec) or forget (NULL) the deploy's new process. */
+static void adopt_note_new(struct svc *v, const struct supervise_record *rec)
+{
+	char err[256];
+	char *key = adopt_new_key(v->name);
+	struct store_txn *t = store_txn_begin(v->ss->store, 0);
+	if (rec) {
+		char val[96];
+		int n = snprintf(val, sizeof(val), "%d %d %llu", (int)rec->pid, (int)rec->pgid,
+				 rec->start_time);
+		store_put(t, v->ss->meta, key, strlen(key), val, (size_t)n);
+	} else {
+		store_del(t, v->ss->meta, key, strlen(key));
+	}
+	if (store_txn_commit(t, err, sizeof(err)) < 0)
+		log_error(MOD, "service record not written", "service", v->name, "error", err,
+			  NULL);
+	free(key);
+	v->new_noted = rec != NULL;
+}
+
+/* on_stage of the deploy (H1): note its new process once started. */
+static void adopt_on_stage(struct svc *v, int stage)
+{
+	struct supervise_record rec;
+	if ((stage == PIPELINE_HEALTH || stage == PIPELINE_SWITCH) &&
+	    pipeline_new_record(v->p, &rec) == 0)
+		adopt_note_new(v, &rec);
+}
+
+/* The deploy in progress became the serving release (its switch): its
+ * blueprint, secrets and site are the service's now. */
+static void adopt_promote(struct svc *v)
+{
+	free(v->cur_rel);
+	free(v->cur_bp);
+	free(v->cur_sec);
+	v->cur_rel = v->dep_rel;
+	v->cur_bp = v->dep_bp;
+	v->cur_sec = v->dep_sec;
+	v->dep_rel = v->dep_bp = v->dep_sec = NULL;
+	if (v->new_noted)
+		adopt_note_new(v, NULL); /* it is the serving one now */
+	if (v->ss->px) {
+		if (v->site && !v->want)
+			proxy_remove_site(v->ss->px, v->name); /* no longer web or static */
+		site_free(v->site);
+		v->site = v->want;
+		v->want = NULL;
+		v->want_set = 0;
+	}
+}
+
+/* The deploy is over: what it held for the switch is dropped. */
+static void adopt_drop_deploy(struct svc *v)
+{
+	proxy_revert(v);
+	site_free(v->want);
+	v->want = NULL;
+	v->proxy_wait = 0;
+	free(v->dep_rel);
+	free(v->dep_bp);
+	free(v->dep_sec);
+	v->dep_rel = v->dep_bp = v->dep_sec = NULL;
+	if (v->new_noted)
+		adopt_note_new(v, NULL);
+}
+
+static void adopt_forget(struct svc *v)
+{
+	site_free(v->site);
+	site_free(v->want);
+	v->site = v->want = NULL;
+	free(v->cur_rel);
+	free(v->cur_bp);
+	free(v->cur_sec);
+	free(v->dep_rel);
+	free(v->dep_bp);
+	free(v->dep_sec);
+	buf_release(&v->persisted);
+}
+
+/* on_service: the serving release changed. */
+static void persist_on_service(struct svc *v)
+{
+	const char *rel = pipeline_current(v->p, NULL, NULL);
+	if (rel && v->dep_rel && !strcmp(rel, v->dep_rel))
+		adopt_promote(v);
+	persist_write(v);
 }
 
 int services_handles(const char *kind)
@@ -96,6 +593,9 @@ struct services *services_new(struct loop *loop, struct store *s, struct spool *
 	ss->arg = arg;
 	ss->meta = meta;
 	ss->status_timer = loop_timer_add(loop, 0, status_announce, ss);
+	ss->data = xstrdup(data_dir);
+	ss->rng = crypt_rng_new();
+	ss->px_log = -1;
 	return ss;
 }
 
@@ -114,6 +614,7 @@ static void svc_free(struct svc *v)
 		unlink(v->upload);
 	free(v->upload);
 	buf_release(&v->log);
+	adopt_forget(v);
 	free(v);
 }
 
@@ -129,6 +630,12 @@ void services_free(struct services *ss)
 	if (ss->status_timer)
 		loop_timer_cancel(ss->loop, ss->status_timer);
 	free(ss->dir);
+	proxy_free(ss->px); /* Caddy keeps running: the next agent adopts it */
+	if (ss->px_log >= 0)
+		close(ss->px_log);
+	free(ss->caddy);
+	free(ss->data);
+	crypt_rng_free(ss->rng);
 	free(ss);
 }
 
@@ -216,6 +723,7 @@ static void on_stage(struct pipeline *p, void *arg, int stage)
 {
 	struct svc *v = arg;
 	(void)p;
+	adopt_on_stage(v, stage); /* H1 */
 	if (!v->task)
 		return;
 	flush_log(v);
@@ -276,6 +784,7 @@ static void on_done(struct pipeline *p, void *arg, const struct pipeline_result 
 {
 	struct svc *v = arg;
 	(void)p;
+	adopt_drop_deploy(v);
 	if (!v->task)
 		return;
 	flush_log(v);
@@ -486,7 +995,8 @@ static void on_service(struct pipeline *p, void *arg)
 {
 	struct svc *v = arg;
 	(void)p;
-	status_on_service(v); /* H5 */
+	persist_on_service(v); /* H1 */
+	status_on_service(v);  /* H5 */
 }
 
 /* A service name as blueprints have them (a DNS label): safe as a path
@@ -524,6 +1034,7 @@ static struct svc *get_svc(struct services *ss, const char *name, char *err, siz
 	o.on_stage = on_stage;
 	o.on_log = on_log;
 	o.on_done = on_done;
+	o.on_proxy = ss->px ? on_proxy : NULL;
 	o.on_service = on_service;
 	o.arg = v;
 	v->p = pipeline_new(ss->loop, &o, err, errlen);
@@ -558,6 +1069,27 @@ static void free_env(char **env, size_t n)
 		free(env[i]);
 	}
 	free(env);
+}
+
+/* A deploy of release rel of bp (its YAML text, its secrets) starts on v:
+ * keep what its switch makes the service's (site, record). -1 with why
+ * when it cannot be served (no Caddy for a web or static service). */
+static int adopt_prepare(struct svc *v, const struct bp *bp, const char *text, const char *rel,
+			 char **sec, size_t nsec, char *why, size_t whylen)
+{
+	adopt_drop_deploy(v);
+	if (v->ss->px) {
+		v->want = proxy_site_of(bp);
+		if (v->want && proxy_check(v->ss, why, whylen) < 0) {
+			site_free(v->want);
+			v->want = NULL;
+			return -1;
+		}
+	}
+	v->dep_rel = xstrdup(rel);
+	v->dep_bp = xstrdup(text);
+	v->dep_sec = persist_seal(v->ss, v->name, rel, sec, nsec);
+	return 0;
 }
 
 static void deploy(struct services *ss, const char *task_id, const struct proto_jv *o)
@@ -617,6 +1149,15 @@ static void deploy(struct services *ss, const char *task_id, const struct proto_
 	struct pipeline_req req = {0};
 	req.upload = v->upload;
 	req.id = rb && *rb ? rb : dep;
+	if (adopt_prepare(v, bp, text, req.id, sec, nsec, why, sizeof(why)) < 0) {
+		if (v->upload) {
+			unlink(v->upload);
+			free(v->upload);
+			v->upload = NULL;
+		}
+		finish(ss, task_id, dep, NULL, "error", why);
+		goto out;
+	}
 	req.bp = bp;
 	req.secrets = (const char *const *)sec;
 	req.nsecrets = nsec;
@@ -625,6 +1166,7 @@ static void deploy(struct services *ss, const char *task_id, const struct proto_
 	int rc = rb && *rb ? pipeline_rollback(v->p, &req, why, sizeof(why))
 			   : pipeline_deploy(v->p, &req, why, sizeof(why));
 	if (rc < 0) {
+		adopt_drop_deploy(v);
 		free(v->task);
 		free(v->dep);
 		v->task = v->dep = NULL;
@@ -641,6 +1183,229 @@ out:
 	free_env(sec, nsec);
 	bp_file_free(f);
 	diag_list_release(&dl);
+}
+
+/* --- re-adoption (H1) ------------------------------------------------------------ */
+
+struct adopt_rec {
+	char *name, *json;
+	struct adopt_rec *next;
+};
+
+/* The records under a prefix, collected before anything acts on them. */
+struct adopt_scan {
+	struct adopt_rec *list;
+	size_t plen;
+};
+
+static int adopt_collect(const void *key, size_t klen, const void *val, size_t vlen, void *arg)
+{
+	struct adopt_scan *sc = arg;
+	struct adopt_rec *r = xcalloc(1, sizeof(*r));
+	r->name = xasprintf("%.*s", (int)(klen - sc->plen), (const char *)key + sc->plen);
+	r->json = xasprintf("%.*s", (int)vlen, (const char *)val);
+	r->next = sc->list;
+	sc->list = r;
+	return 0;
+}
+
+static struct adopt_rec *adopt_scan(struct services *ss, const char *prefix)
+{
+	struct adopt_scan sc = {NULL, strlen(prefix)};
+	struct store_txn *t = store_txn_begin(ss->store, 1);
+	store_scan_prefix(t, ss->meta, prefix, sc.plen, 0, adopt_collect, &sc);
+	store_txn_abort(t);
+	return sc.list;
+}
+
+static int64_t jint(const struct proto_jv *o, const char *k)
+{
+	int64_t n = 0;
+	if (proto_jv_int(proto_jv_get(o, k), &n) < 0)
+		return 0;
+	return n;
+}
+
+/* Take back the serving release of service name from its record: 0, or -1
+ * with err (the record is left for a later deploy to replace). */
+static int adopt_one(struct services *ss, const char *name, const char *json, char *err,
+		     size_t errlen)
+{
+	char why[512];
+	int rc = -1;
+	struct diag_list dl;
+	diag_list_init(&dl);
+	struct bp_file *f = NULL;
+	char **sec = NULL;
+	size_t nsec = 0;
+	struct proto_json *doc = proto_json_parse(json, strlen(json), why, sizeof(why));
+	const struct proto_jv *o = doc ? proto_json_root(doc) : NULL;
+	const char *rel = o ? proto_jv_get_str(o, "release") : NULL;
+	const char *text = o ? proto_jv_get_str(o, "blueprint") : NULL;
+	const char *sealed = o ? proto_jv_get_str(o, "secrets") : NULL;
+	const char *root = o ? proto_jv_get_str(o, "root") : NULL;
+	if (!svc_name_ok(name) || !rel || !text) {
+		snprintf(err, errlen, "record of '%.64s' is not valid", name);
+		goto out;
+	}
+	f = bp_parse("blueprint", text, strlen(text), &dl);
+	const struct bp *bp = bp_file_count(f) == 1 ? bp_file_get(f, 0) : NULL;
+	if (!bp || bp->nerrors || !bp->name || strcmp(bp->name, name) != 0) {
+		snprintf(err, errlen, "record of '%s': its blueprint is not valid", name);
+		goto out;
+	}
+	int secrets_ok = 1;
+	if (sealed && persist_open(ss, name, rel, sealed, &sec, &nsec, why, sizeof(why)) < 0) {
+		log_error(MOD,
+			  "secrets not restored: the service is adopted if it runs, not "
+			  "started; deploy it again",
+			  "service", name, "error", why, NULL);
+		secrets_ok = 0;
+	}
+	struct svc *v = get_svc(ss, name, err, errlen);
+	if (!v)
+		goto out;
+	free(v->cur_rel);
+	free(v->cur_bp);
+	free(v->cur_sec);
+	v->cur_rel = xstrdup(rel);
+	v->cur_bp = xstrdup(text);
+	v->cur_sec = sealed ? xstrdup(sealed) : NULL;
+	buf_reset(&v->persisted);
+	buf_puts(&v->persisted, json); /* what is stored: written again only on a change */
+	int64_t pid = jint(o, "pid"), pgid = jint(o, "pgid"), port = jint(o, "port");
+	int64_t start = jint(o, "start_time");
+	struct supervise_record rec = {0};
+	int have = pid > 1 && pgid > 1 && pid <= INT_MAX && pgid <= INT_MAX && start > 0;
+	if (have) {
+		rec.pid = (pid_t)pid;
+		rec.pgid = (pid_t)pgid;
+		rec.start_time = (unsigned long long)start;
+		if (port > 0 && port <= 65535) {
+			rec.ports[0] = (int)port;
+			rec.nports = 1;
+		}
+	}
+	int run = jint(o, "run") != 0;
+	if (port < 0 || port > 65535)
+		port = 0;
+	struct pipeline_req req = {.id = rel, .bp = bp};
+	req.secrets = (const char *const *)sec;
+	req.nsecrets = nsec;
+	const char *how = "adopted";
+	if (secrets_ok) {
+		rc = pipeline_restore(v->p, &req, have ? &rec : NULL, (int)port, run, &how, err,
+				      errlen);
+	} else {
+		rc = have ? pipeline_adopt(v->p, &req, &rec, why, sizeof(why)) : -1;
+		if (rc < 0) {
+			how = "stopped";
+			rc = pipeline_restore(v->p, &req, NULL, (int)port, 0, NULL, err, errlen);
+		}
+	}
+	if (rc < 0)
+		goto out;
+	log_info(MOD, "service restored", "service", name, "release", rel, "process", how, NULL);
+	if (ss->px) {
+		struct site *t = proxy_site_of(bp);
+		int cport = 0;
+		pipeline_current(v->p, NULL, &cport);
+		if (t && bp->type == BP_TYPE_STATIC && root && root[0] == '/')
+			t->root = xstrdup(root);
+		else if (t && bp->type == BP_TYPE_WEB && cport > 0)
+			t->upstream = cport;
+		else if (t) {
+			site_free(t);
+			t = NULL;
+		}
+		if (t && proxy_put(ss, name, t, why, sizeof(why)) < 0) {
+			log_error(MOD, "proxy site not restored", "service", name, "error", why,
+				  NULL);
+			site_free(t);
+			t = NULL;
+		}
+		site_free(v->site);
+		v->site = t;
+	}
+	persist_write(v);
+out:
+	free_env(sec, nsec);
+	bp_file_free(f);
+	diag_list_release(&dl);
+	proto_json_free(doc);
+	return rc;
+}
+
+/* The pid the record "svc/NAME" names, or 0. */
+static pid_t adopt_serving_pid(struct services *ss, const char *name)
+{
+	struct buf raw = BUF_INIT;
+	char *key = svc_key(name), e[64];
+	struct store_txn *t = store_txn_begin(ss->store, 1);
+	int rc = store_get_buf(t, ss->meta, key, strlen(key), &raw);
+	store_txn_abort(t);
+	free(key);
+	struct proto_json *doc = rc == 0 ? proto_json_parse(raw.data, raw.len, e, sizeof(e)) : NULL;
+	int64_t pid = doc ? jint(proto_json_root(doc), "pid") : 0;
+	proto_json_free(doc);
+	buf_release(&raw);
+	return pid > 0 && pid <= INT_MAX ? (pid_t)pid : 0;
+}
+
+/* A deploy's new process left by an agent that died before the switch:
+ * killed (its group) if it is still that process. */
+static void adopt_end_leftovers(struct services *ss)
+{
+	struct adopt_rec *list = adopt_scan(ss, "svcnew/");
+	while (list) {
+		struct adopt_rec *r = list;
+		list = r->next;
+		int pid = 0, pgid = 0;
+		unsigned long long st = 0, now = 0;
+		if (sscanf(r->json, "%d %d %llu", &pid, &pgid, &st) == 3 && pid > 1 && pgid > 1 &&
+		    supervise_proc_start_time(pid, &now) == 0 && now == st &&
+		    adopt_serving_pid(ss, r->name) != pid) {
+			char ps[16];
+			snprintf(ps, sizeof(ps), "%d", pid);
+			log_warn(MOD, "ending the new release of a deploy the agent did not finish",
+				 "service", r->name, "pid", ps, NULL);
+			kill(-pgid, SIGKILL);
+		}
+		char *key = adopt_new_key(r->name);
+		char err[256];
+		struct store_txn *t = store_txn_begin(ss->store, 0);
+		store_del(t, ss->meta, key, strlen(key));
+		if (store_txn_commit(t, err, sizeof(err)) < 0)
+			log_error(MOD, "service record not removed", "error", err, NULL);
+		free(key);
+		free(r->name);
+		free(r->json);
+		free(r);
+	}
+}
+
+void services_restore(struct services *ss)
+{
+	adopt_end_leftovers(ss);
+	struct adopt_rec *list = adopt_scan(ss, SVC_PREFIX);
+	while (list) {
+		struct adopt_rec *r = list;
+		list = r->next;
+		char err[1024];
+		if (adopt_one(ss, r->name, r->json, err, sizeof(err)) < 0)
+			log_error(MOD, "service not restored", "service", r->name, "error", err,
+				  NULL);
+		free(r->name);
+		free(r->json);
+		free(r);
+	}
+	if (!ss->px)
+		return;
+	/* Caddy runs when a site needs it, or was left by the previous agent. */
+	char *pidf = xasprintf("%s/proxy/caddy.pid", ss->data);
+	if (proxy_site_count(ss->px) > 0 || access(pidf, F_OK) == 0)
+		proxy_ensure_started(ss);
+	free(pidf);
 }
 
 /* The last `lines` lines (of at most LOGS_MAX bytes) of the serving

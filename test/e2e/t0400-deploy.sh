@@ -11,12 +11,12 @@ if ! test_have curl || ! test_have git; then
 	test_done
 fi
 
-# Daemons are killed from their pid files at exit, and the apps (which
-# outlive the agent on purpose) by their working directory.
+# Daemons are killed from their pid files at exit, and the apps and Caddy
+# (which outlive the agent on purpose) by their working directory.
 kill_saved() {
 	for p in /proc/[0-9]*; do
 		case $(readlink "$p/cwd" 2>/dev/null) in
-		"$TRASH"/a1/services/*) kill -9 "${p#/proc/}" 2>/dev/null ;;
+		"$TRASH"/a1/services/* | "$TRASH"/a1/proxy) kill -9 "${p#/proc/}" 2>/dev/null ;;
 		esac
 	done
 	for f in "$TRASH"/*.pid; do
@@ -32,6 +32,11 @@ free_port() {
 API=$(free_port)
 AGP=$(free_port)
 while [ "$AGP" = "$API" ]; do AGP=$(free_port); done
+# the blueprint ports Caddy serves the two web services on
+BP1=$(free_port)
+BP2=$(free_port)
+while [ "$BP1" = "$API" ] || [ "$BP1" = "$AGP" ]; do BP1=$(free_port); done
+while [ "$BP2" = "$API" ] || [ "$BP2" = "$AGP" ] || [ "$BP2" = "$BP1" ]; do BP2=$(free_port); done
 
 start_base() {
 	"$DPLOYR" base --data base --listen 127.0.0.1:$API --agent-listen 127.0.0.1:$AGP \
@@ -40,7 +45,7 @@ start_base() {
 	wait_for 20 "$PY" -c 'import socket,sys; socket.create_connection(("127.0.0.1",int(sys.argv[1])))' $API
 }
 start_agent() { # DIR
-	"$DPLOYR" agent --data "$1" --log "$1.log" >>"$1.out" 2>&1 &
+	"$DPLOYR" agent --data "$1" --log "$1.log" --proxy-listen 127.0.0.1 >>"$1.out" 2>&1 &
 	echo $! >"$1.pid"
 }
 state_of() { # NAME
@@ -93,6 +98,7 @@ test_expect_success 'a bare git repo with a small Python web app' '
 	build_cmd: sh build.sh
 	run_cmd: python3 app.py
 	health_check: /healthz
+	port: $BP1
 	EOF
 '
 
@@ -109,7 +115,8 @@ test_expect_success 'deploy: log streamed, exit 0 once running and healthy' '
 	test "$(jget d1.json d[\"revision\"])" = "$(git -C work rev-parse HEAD)" &&
 	test -n "$(jget d1.json d[\"runtime_version\"])" &&
 	port=$(jget d1.json "d[\"port\"]") && echo $port >port1 &&
-	test "$(curl -sS http://127.0.0.1:$port/)" = "hello from v1"
+	test "$(curl -sS http://127.0.0.1:$port/)" = "hello from v1" &&
+	test "$(curl -sS http://127.0.0.1:$BP1/)" = "hello from v1"
 '
 
 SECRET=planted-s3cr3t-value-4711
@@ -189,7 +196,8 @@ test_expect_success 'a failing build: exit 1 with the reason, the old release st
 	test_expect_code 1 dployr deploy -f app.yaml -i web-1 >out 2>err &&
 	grep -q "^build broke$" out &&
 	grep -q "^deployment d-[0-9a-f]* error: build: exited with status 3" err &&
-	test "$(curl -sS http://127.0.0.1:$(cat port1)/)" = "hello from v1"
+	test "$(curl -sS http://127.0.0.1:$(cat port1)/)" = "hello from v1" &&
+	test "$(curl -sS http://127.0.0.1:$BP1/)" = "hello from v1"
 '
 
 status_of() { # ID
@@ -259,13 +267,14 @@ test_expect_success 'cancel: a queued one at once, a running one at its stage' '
 
 test_expect_success 'source upload: --dir packed by the CLI, served by the app' '
 	mkdir public && echo "<h1>uploaded</h1>" >public/index.html &&
-	cat >site.yaml <<-\EOF &&
+	cat >site.yaml <<-EOF &&
 	name: site
 	type: web
 	source: upload
 	runtime: python
-	run_cmd: exec python3 -m http.server --bind 127.0.0.1 $PORT
+	run_cmd: exec python3 -m http.server --bind 127.0.0.1 \$PORT
 	health_check: /index.html
+	port: $BP2
 	EOF
 	test_expect_code 1 dployr deploy -f site.yaml -i web-1 2>err &&
 	grep -q "^dployr deploy: the blueprint has source upload: give --dir DIR$" err &&
@@ -274,6 +283,7 @@ test_expect_success 'source upload: --dir packed by the CLI, served by the app' 
 	dployr deploy -f site.yaml -i web-1 --dir ./public >out 2>err || { cat out err; false; } &&
 	port=$(sed -n "s/.*running on 127.0.0.1:\([0-9]*\) .*/\1/p" err) &&
 	test "$(curl -sS http://127.0.0.1:$port/index.html)" = "<h1>uploaded</h1>" &&
+	test "$(curl -sS http://127.0.0.1:$BP2/index.html)" = "<h1>uploaded</h1>" &&
 	dployr services >svcs.out &&
 	grep -q "^site  *web-1  *web  *running " svcs.out &&
 	! ls a1/services/upload-* 2>/dev/null

@@ -10,6 +10,18 @@ if ! test_have curl; then
 	test_done
 fi
 
+# The apps and Caddy outlive the agent on purpose: killed by their working
+# directory at exit (then the pid files).
+kill_left() {
+	for p in /proc/[0-9]*; do
+		case $(readlink "$p/cwd" 2>/dev/null) in
+		"$TRASH"/up/agent/services/* | "$TRASH"/up/agent/proxy) kill -9 "${p#/proc/}" 2>/dev/null ;;
+		esac
+	done
+	test_cleanup
+}
+trap kill_left EXIT
+
 free_port() {
 	$PY -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'
 }
@@ -39,10 +51,8 @@ test_expect_success 'every tour line succeeds, in order' '
 	done <tour
 '
 
-test_expect_success 'the deployed example answers on the port services shows' '
-	"$DPLOYR" services -o json >svc.json &&
-	port=$($PY -c "import json,sys; print([s for s in json.load(open(\"svc.json\")) if s[\"name\"]==\"hello-python\"][0][\"port\"])") &&
-	curl -sf "http://127.0.0.1:$port/" >answer &&
+test_expect_success 'the deployed example answers on its blueprint port, through Caddy' '
+	curl -sf "http://127.0.0.1:8080/" >answer &&
 	grep -q "hello from dployr" answer
 '
 
@@ -53,6 +63,7 @@ test_expect_success 'every other example deploys to the local instance' '
 	done &&
 	"$DPLOYR" deployments worker >dw && grep -q done dw &&
 	"$DPLOYR" deployments static-site >ds && grep -q done ds &&
+	curl -sf "http://127.0.0.1:80/" >site && grep -q "deployed with dployr" site &&
 	"$DPLOYR" deployments cron-job >dc && grep -q done dc
 '
 
@@ -61,4 +72,5 @@ test_expect_success 'SIGINT stops dployr up' '
 	wait_for 30 sh -c "! kill -0 $p 2>/dev/null" && rm -f up.pid
 '
 
+kill_left
 test_done

@@ -52,6 +52,7 @@ struct ctx {
 		int port;
 	} r;
 	int proxy_calls, proxy_port, proxy_fail;
+	int proxy_pending; /* on_proxy answers pending (1), or pending and done at once (2) */
 	char proxy_root[PATH_MAX];
 	char dir[PATH_MAX];
 };
@@ -95,7 +96,9 @@ static int on_proxy(struct pipeline *p, void *arg, const struct pipeline_target 
 	c->proxy_calls++;
 	c->proxy_port = t->port;
 	snprintf(c->proxy_root, sizeof(c->proxy_root), "%s", t->root ? t->root : "");
-	return 0;
+	if (c->proxy_pending == 2)
+		pipeline_proxy_done(p, 1, NULL);
+	return c->proxy_pending ? 1 : 0;
 }
 
 static void sh(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
@@ -153,6 +156,7 @@ static void ctx_init(struct ctx *c, int keep)
 				  .gate_interval_ms = 100,
 				  .settle_ms = 300,
 				  .stop_grace_ms = 2000,
+				  .switch_timeout_ms = 2000,
 				  .on_stage = on_stage,
 				  .on_log = on_log,
 				  .on_done = on_done,
@@ -1185,4 +1189,281 @@ TEST(free_during_a_deploy_kills_its_work)
 	loop_free(c.loop);
 	buf_release(&c.log);
 	bp_file_free(f);
+}
+
+/* Run the loop for ms. */
+static void spin(struct ctx *c, long long ms)
+{
+	long long end = loop_now_ms() + ms;
+	while (loop_now_ms() < end)
+		loop_run_once(c->loop, 20);
+}
+
+static void start_deploy(struct ctx *c, const char *id, const struct bp *bp)
+{
+	char err[512];
+	struct pipeline_req r = {.id = id, .bp = bp};
+	c->done = 0;
+	buf_reset(&c->log);
+	if (pipeline_deploy(c->p, &r, err, sizeof(err)) < 0)
+		harness_fail(__FILE__, __LINE__, "deploy: %s", err);
+}
+
+TEST(switch_waits_for_a_pending_proxy)
+{
+	make_repo("v1");
+	struct ctx c;
+	ctx_init(&c, 5);
+	struct bp_file *f;
+	const struct bp *bp = blueprint(&f, WEB_BP, harness_tmpdir);
+	DEPLOY(&c, "d1", bp);
+	CHECK_INT(c.r.outcome, PIPELINE_DONE);
+	pid_t old = c.r.pid;
+	int oldport = c.r.port;
+	commit_version("v2");
+	/* Pending: nothing moves until the proxy answers. */
+	c.proxy_pending = 1;
+	start_deploy(&c, "d2", bp);
+	long long end = loop_now_ms() + 20000;
+	while (pipeline_stage(c.p) != PIPELINE_SWITCH) {
+		CHECK(loop_now_ms() < end && !c.done);
+		loop_run_once(c.loop, 20);
+	}
+	spin(&c, 500);
+	CHECK_INT(pipeline_stage(c.p), PIPELINE_SWITCH);
+	CHECK(!c.done);
+	CURRENT_IS(&c, "d1");
+	CHECK(group_alive(old));
+	pipeline_proxy_done(c.p, 1, NULL);
+	CHECK(!c.done); /* acts from the loop */
+	RUN_UNTIL_DONE(&c);
+	CHECK_INT(c.r.outcome, PIPELINE_DONE);
+	CURRENT_IS(&c, "d2");
+	CHECK(group_gone(&c, old));
+	CHECK(c.r.port != oldport);
+	/* An answer that comes inside on_proxy itself. */
+	c.proxy_pending = 2;
+	commit_version("v3");
+	DEPLOY(&c, "d3", bp);
+	CHECK_INT(c.r.outcome, PIPELINE_DONE);
+	CURRENT_IS(&c, "d3");
+	/* A stray answer with no switch waiting is ignored. */
+	pipeline_proxy_done(c.p, 0, "late");
+	spin(&c, 100);
+	CURRENT_IS(&c, "d3");
+	bp_file_free(f);
+	ctx_free(&c);
+}
+
+TEST(switch_fails_when_the_proxy_refuses_or_never_answers)
+{
+	make_repo("v1");
+	struct ctx c;
+	ctx_init(&c, 5);
+	struct bp_file *f;
+	const struct bp *bp = blueprint(&f, WEB_BP, harness_tmpdir);
+	DEPLOY(&c, "d1", bp);
+	CHECK_INT(c.r.outcome, PIPELINE_DONE);
+	pid_t old = c.r.pid;
+	int port1 = c.r.port;
+	commit_version("v2");
+	c.proxy_pending = 1;
+	start_deploy(&c, "d2", bp);
+	long long end = loop_now_ms() + 20000;
+	while (pipeline_stage(c.p) != PIPELINE_SWITCH) {
+		CHECK(loop_now_ms() < end && !c.done);
+		loop_run_once(c.loop, 20);
+	}
+	pipeline_proxy_done(c.p, 0, "proxy: caddy refused the config (400): bad");
+	RUN_UNTIL_DONE(&c);
+	CHECK_INT(c.r.outcome, PIPELINE_ERROR);
+	CHECK_INT(c.r.stage, PIPELINE_SWITCH);
+	CHECK(strstr(c.r.reason, "switch: proxy: caddy refused the config (400): bad"));
+	CHECK(!strstr(c.r.reason, "proxy: proxy:"));
+	CURRENT_IS(&c, "d1");
+	CHECK(group_alive(old));
+	char body[256];
+	CHECK_INT(http_get(port1, body, sizeof(body)), 0);
+	CHECK_STR(body, "v1");
+	CHECK(!exists("%s/releases/d2", c.dir));
+	CHECK(!exists("%s/.current.tmp", c.dir));
+	/* No answer at all: the switch deadline (2 s here) fails it. */
+	start_deploy(&c, "d3", bp);
+	RUN_UNTIL_DONE(&c);
+	CHECK_INT(c.r.outcome, PIPELINE_ERROR);
+	CHECK_INT(c.r.stage, PIPELINE_SWITCH);
+	CHECK(strstr(c.r.reason, "no answer from the proxy in time"));
+	CURRENT_IS(&c, "d1");
+	CHECK(group_alive(old));
+	bp_file_free(f);
+	ctx_free(&c);
+}
+
+/* A new pipeline over c's directory, as after an agent restart. */
+static void reopen(struct ctx *c)
+{
+	char err[512];
+	pipeline_free(c->p);
+	struct pipeline_opts o = {.name = "web",
+				  .dir = c->dir,
+				  .search_path = PATHS,
+				  .gate_interval_ms = 100,
+				  .stop_grace_ms = 2000,
+				  .on_log = on_log,
+				  .on_done = on_done,
+				  .on_proxy = on_proxy,
+				  .arg = c};
+	c->p = pipeline_new(c->loop, &o, err, sizeof(err));
+	if (!c->p)
+		harness_fail(__FILE__, __LINE__, "%s", err);
+}
+
+/* Wait until 127.0.0.1:port answers body. */
+static int serves(struct ctx *c, int port, const char *body)
+{
+	char b[256];
+	long long end = loop_now_ms() + 10000;
+	while (loop_now_ms() < end) {
+		if (http_get(port, b, sizeof(b)) == 0 && !strcmp(b, body))
+			return 1;
+		loop_run_once(c->loop, 50);
+	}
+	return 0;
+}
+
+TEST(restore_adopts_restarts_the_dead_and_never_a_reused_pid)
+{
+	make_repo("v1");
+	struct ctx c;
+	ctx_init(&c, 5);
+	struct bp_file *f;
+	const struct bp *bp = blueprint(&f, WEB_BP, harness_tmpdir);
+	DEPLOY(&c, "d1", bp);
+	CHECK_INT(c.r.outcome, PIPELINE_DONE);
+	struct supervise_record rec;
+	CHECK_INT(pipeline_record(c.p, &rec), 0);
+	int port = c.r.port;
+	char err[512];
+	const char *how = NULL;
+	struct pipeline_req r = {.id = "d1", .bp = bp};
+
+	/* Running: adopted, the same process. */
+	reopen(&c);
+	CHECK_INT(pipeline_restore(c.p, &r, &rec, port, 1, &how, err, sizeof(err)), 0);
+	CHECK_STR(how, "adopted");
+	pid_t pid;
+	CHECK_STR(pipeline_current(c.p, &pid, NULL), "d1");
+	CHECK_INT(pid, rec.pid);
+	CHECK(pipeline_running(c.p));
+	/* A second restore of the same release is refused. */
+	CHECK_INT(pipeline_restore(c.p, &r, &rec, port, 1, &how, err, sizeof(err)), -1);
+	CHECK(strstr(err, "has a current release"));
+
+	/* Died while the agent was away: started again on the same port. */
+	reopen(&c);
+	kill(-rec.pgid, SIGKILL);
+	CHECK(group_gone(&c, rec.pgid));
+	CHECK_INT(pipeline_restore(c.p, &r, &rec, port, 1, &how, err, sizeof(err)), 0);
+	CHECK_STR(how, "started");
+	CHECK(serves(&c, port, "v1"));
+	struct supervise_record rec2;
+	CHECK_INT(pipeline_record(c.p, &rec2), 0);
+	CHECK(rec2.pid != rec.pid);
+
+	/* A record naming a live process that is another one (pid reused):
+	 * our own pid with another start time. Not adopted (never signalled),
+	 * the release is started instead. */
+	reopen(&c);
+	kill(-rec2.pgid, SIGKILL);
+	CHECK(group_gone(&c, rec2.pgid));
+	struct supervise_record reused = rec2;
+	reused.pid = getpid();
+	reused.pgid = getpgrp();
+	CHECK_INT(supervise_proc_start_time(getpid(), &reused.start_time), 0);
+	reused.start_time++;
+	CHECK_INT(pipeline_restore(c.p, &r, &reused, port, 1, &how, err, sizeof(err)), 0);
+	CHECK_STR(how, "started");
+	CHECK_INT(pipeline_record(c.p, &rec2), 0);
+	CHECK(rec2.pid != getpid());
+	CHECK(serves(&c, port, "v1"));
+
+	/* Bad requests: an unknown release, a bad id. */
+	reopen(&c);
+	r.id = "nope";
+	CHECK_INT(pipeline_restore(c.p, &r, NULL, port, 1, &how, err, sizeof(err)), -1);
+	CHECK(strstr(err, "not kept"));
+	r.id = "../x";
+	CHECK_INT(pipeline_restore(c.p, &r, NULL, port, 1, &how, err, sizeof(err)), -1);
+	CHECK(pipeline_current(c.p, NULL, NULL) == NULL);
+	/* The previous pipeline's process still runs: adopt it for cleanup. */
+	r.id = "d1";
+	CHECK_INT(pipeline_restore(c.p, &r, &rec2, port, 1, &how, err, sizeof(err)), 0);
+	CHECK_STR(how, "adopted");
+	bp_file_free(f);
+	ctx_free(&c);
+}
+
+TEST(restore_keeps_a_stopped_release_stopped)
+{
+	make_repo("v1");
+	struct ctx c;
+	ctx_init(&c, 5);
+	struct bp_file *f;
+	const struct bp *bp = blueprint(&f, WEB_BP, harness_tmpdir);
+	DEPLOY(&c, "d1", bp);
+	CHECK_INT(c.r.outcome, PIPELINE_DONE);
+	struct supervise_record rec;
+	CHECK_INT(pipeline_record(c.p, &rec), 0);
+	int port = c.r.port;
+	char err[512];
+	const char *how = NULL;
+	struct pipeline_req r = {.id = "d1", .bp = bp};
+	/* Running but recorded as stopped (the stop was asked just before the
+	 * agent died): adopted and stopped. */
+	reopen(&c);
+	CHECK_INT(pipeline_restore(c.p, &r, &rec, port, 0, &how, err, sizeof(err)), 0);
+	CHECK_STR(how, "adopted");
+	CHECK(group_gone(&c, rec.pgid));
+	CHECK(!pipeline_running(c.p));
+	/* Not running and not meant to: stays so, and can be started. */
+	reopen(&c);
+	CHECK_INT(pipeline_restore(c.p, &r, NULL, port, 0, &how, err, sizeof(err)), 0);
+	CHECK_STR(how, "stopped");
+	CURRENT_IS(&c, "d1");
+	CHECK_STR(pipeline_current(c.p, NULL, NULL), "d1");
+	CHECK(!pipeline_running(c.p));
+	spin(&c, 300);
+	CHECK(http_get(port, (char[64]){0}, 64) < 0);
+	struct supervise *sv = pipeline_supervisor(c.p);
+	CHECK(sv != NULL);
+	supervise_start(sv);
+	CHECK(pipeline_running(c.p));
+	CHECK(serves(&c, port, "v1"));
+	bp_file_free(f);
+	ctx_free(&c);
+}
+
+TEST(restore_without_restart_policy_leaves_a_dead_release_down)
+{
+	make_repo("v1");
+	struct ctx c;
+	ctx_init(&c, 5);
+	struct bp_file *f;
+	const struct bp *bp = blueprint(&f, WEB_BP "restart: never\n", harness_tmpdir);
+	DEPLOY(&c, "d1", bp);
+	CHECK_INT(c.r.outcome, PIPELINE_DONE);
+	struct supervise_record rec;
+	CHECK_INT(pipeline_record(c.p, &rec), 0);
+	reopen(&c);
+	kill(-rec.pgid, SIGKILL);
+	CHECK(group_gone(&c, rec.pgid));
+	char err[512];
+	const char *how = NULL;
+	struct pipeline_req r = {.id = "d1", .bp = bp};
+	CHECK_INT(pipeline_restore(c.p, &r, &rec, c.r.port, 1, &how, err, sizeof(err)), 0);
+	CHECK_STR(how, "stopped");
+	CHECK(!pipeline_running(c.p));
+	CHECK_INT(pipeline_record(c.p, &rec), -1);
+	bp_file_free(f);
+	ctx_free(&c);
 }
