@@ -41,7 +41,7 @@ struct svcstatus {
 	char cluster[DEPLOYS_NAME_MAX];
 	char service[DEPLOYS_NAME_MAX];
 	char instance[DEPLOYS_NAME_MAX];
-	char release[DEPLOYS_ID_MAX]; /* deployment id of the serving release, "" if none */
+	char release[DEPLOYS_ID_MAX];	 /* deployment id of the serving release, "" if none */
 	char state[SVCSTATUS_WORD_MAX];	 /* svcstatus_state_valid */
 	char health[SVCSTATUS_WORD_MAX]; /* svcstatus_health_valid */
 	int64_t pid;			 /* group leader, 0 if none */

@@ -830,18 +830,19 @@ static void service_row(const struct api_config *cfg, struct store_txn *t, const
 	if (live)
 		buf_printf(b, ",\"state\":\"%s\"", live->state);
 	else
-		buf_printf(b, ",\"state\":\"%s\"",
-			   act	 ? "deploying"
-			   : cur ? "running"
-				 : "failed");
+		buf_printf(b, ",\"state\":\"%s\"", act ? "deploying" : cur ? "running" : "failed");
 	str_field(b, "deployment", srv ? srv->id : NULL);
 	str_field(b, "release", srv ? srv->release : NULL);
 	str_field(b, "revision", srv ? srv->revision : NULL);
 	str_field(b, "runtime_version", srv ? srv->runtime_version : NULL);
 	buf_printf(b, ",\"port\":%d", bp ? bp->port : 0);
-	buf_printf(b, ",\"upstream_port\":%d",
-		   live && live->port ? live->port : srv ? srv->port : 0);
-	buf_printf(b, ",\"pid\":%lld", live ? (long long)live->pid : srv ? (long long)srv->pid : 0);
+	int upstream = srv ? srv->port : 0;
+	int64_t pid = srv ? srv->pid : 0;
+	if (live) {
+		upstream = live->port ? live->port : upstream;
+		pid = live->pid;
+	}
+	buf_printf(b, ",\"upstream_port\":%d,\"pid\":%lld", upstream, (long long)pid);
 	str_field(b, "deploying", act ? act->id : NULL);
 	num_field(b, "restarts", live ? live->restarts : -1);
 	str_field(b, "health", live ? live->health : NULL);

@@ -20,7 +20,7 @@
 #include "svcstatus.h"
 #include "xalloc.h"
 
-static const char *const dbnames[] = {FLEET_DBS,   QUEUE_DBS,     AUTH_DBS, DEPLOYS_DBS,
+static const char *const dbnames[] = {FLEET_DBS,   QUEUE_DBS,	  AUTH_DBS, DEPLOYS_DBS,
 				      SECRETS_DBS, SVCSTATUS_DBS, "meta",   NULL};
 
 static char *join(const char *dir, const char *name)

@@ -85,8 +85,7 @@ static void copy_cut(char *dst, size_t size, const char *src)
 
 /* String member key: its value, "" when optional and missing or null,
  * else NULL with a problem. */
-static const char *get_str(const struct proto_jv *o, const char *key, int optional,
-			   struct buf *p)
+static const char *get_str(const struct proto_jv *o, const char *key, int optional, struct buf *p)
 {
 	const struct proto_jv *v = proto_jv_get(o, key);
 	if (optional && (!v || proto_jv_type(v) == PROTO_J_NULL))
@@ -99,8 +98,8 @@ static const char *get_str(const struct proto_jv *o, const char *key, int option
 }
 
 /* Integer member key within [lo, hi]: 0 and *out, else -1 with a problem. */
-static int get_int(const struct proto_jv *o, const char *key, int64_t lo, int64_t hi,
-		   int64_t *out, struct buf *p)
+static int get_int(const struct proto_jv *o, const char *key, int64_t lo, int64_t hi, int64_t *out,
+		   struct buf *p)
 {
 	const struct proto_jv *v = proto_jv_get(o, key);
 	*out = 0;

@@ -9,11 +9,13 @@
 
 #include "api.h"
 #include "conn.h"
+#include "deploys.h"
 #include "fleet.h"
 #include "harness.h"
 #include "log.h"
 #include "proto.h"
 #include "queue.h"
+#include "svcstatus.h"
 #include "xalloc.h"
 
 #define MAXMSG 64
@@ -530,5 +532,93 @@ TEST(base_closes_a_session_whose_access_token_expired)
 	CHECK_INT(base_sessions(w.base), 0);
 	agent_release(&a);
 	ident_free(&id);
+	world_free(&w);
+}
+
+static void add_deploy(struct world *w, const char *service, const char *instance)
+{
+	char err[512];
+	struct deploys_new n = {"default", service, instance, "name: x\n", NULL, NULL, NULL};
+	struct store_txn *t = store_txn_begin(w->dir->store, 0);
+	CHECK_INT(deploys_add(t, w->rng, &n, 1, NULL, err, sizeof err), 0);
+	CHECK_INT(store_txn_commit(t, err, sizeof err), 0);
+}
+
+static int status_of(struct world *w, const char *service, const char *instance,
+		     struct svcstatus *st)
+{
+	struct store_txn *t = store_txn_begin(w->dir->store, 1);
+	int rc = svcstatus_get(t, "default", service, instance, st);
+	store_txn_abort(t);
+	return rc;
+}
+
+#define STATUS(svc, state, ts)                                                                     \
+	"{\"service\":\"" svc "\",\"release\":\"d-0123456789ab\",\"state\":\"" state               \
+	"\",\"pid\":77,\"restarts\":2,\"health\":\"healthy\",\"port\":40001,"                      \
+	"\"since_ms\":1,\"ts_ms\":" ts ",\"error\":\"\"}"
+
+TEST(base_applies_service_status_events_and_drops_bad_ones)
+{
+	struct world w;
+	struct ident id, other;
+	struct agent a;
+	struct svcstatus st;
+	world_init(&w, 0, 0);
+	enroll(&w, "web-1", &id);
+	enroll(&w, "web-2", &other);
+	add_deploy(&w, "api", id.id);
+	add_deploy(&w, "db", other.id);
+	connect_agent(&w, &a, &id);
+	run_until(&w, &a.upgraded, 1);
+	hello(&a, id.id, 0);
+	run_until(&w, &a.n, 2);
+	CHECK_INT(a.msgs[1].type, PROTO_EVENT_ACK);
+	/* fresh: stored, though no task names it */
+	event(&a, 1, "service_status", STATUS("api", "running", "1000"));
+	run_until(&w, &a.n, 3);
+	CHECK_INT(a.msgs[2].u.event_ack.up_to_seq, 1);
+	CHECK_INT(status_of(&w, "api", id.id, &st), 0);
+	CHECK_STR(st.state, "running");
+	CHECK_STR(st.instance, id.id);
+	CHECK_INT(st.pid, 77);
+	CHECK_INT(st.restarts, 2);
+	CHECK_INT(st.port, 40001);
+	CHECK(st.ts_ms == 1000 && st.received_ms > 0);
+	/* older than the stored one: acked, ignored */
+	event(&a, 2, "service_status", STATUS("api", "stopped", "999"));
+	/* hostile or wrong: acked, dropped, the session goes on */
+	event(&a, 3, "service_status", STATUS("../../x", "stopped", "2000"));
+	event(&a, 4, "service_status", STATUS("api", "st\\u00e9pped", "2000"));
+	event(&a, 5, "service_status", "{}");
+	event(&a, 6, "service_status", "{\"service\":[1]}");
+	event(&a, 7, "service_status", "{\"service\":\"api\",\"state\":\"stopped\"}");
+	/* a service deployed to another instance only */
+	event(&a, 8, "service_status", STATUS("db", "stopped", "2000"));
+	/* a service with no deployment at all */
+	event(&a, 9, "service_status", STATUS("ghost", "stopped", "2000"));
+	run_until(&w, &a.n, 11);
+	for (int i = 3; i < 11; i++) {
+		CHECK_INT(a.msgs[i].type, PROTO_EVENT_ACK);
+		CHECK_INT(a.msgs[i].u.event_ack.up_to_seq, i - 1);
+	}
+	CHECK_INT(status_of(&w, "api", id.id, &st), 0);
+	CHECK_STR(st.state, "running");
+	CHECK(st.ts_ms == 1000);
+	CHECK_INT(status_of(&w, "db", id.id, &st), STORE_NOTFOUND);
+	CHECK_INT(status_of(&w, "db", other.id, &st), STORE_NOTFOUND);
+	CHECK_INT(status_of(&w, "ghost", id.id, &st), STORE_NOTFOUND);
+	/* newer: replaces it; a resend of the same seq is not applied twice */
+	event(&a, 10, "service_status", STATUS("api", "backoff", "3000"));
+	event(&a, 10, "service_status", STATUS("api", "stopped", "4000"));
+	run_until(&w, &a.n, 13);
+	CHECK_INT(a.msgs[11].u.event_ack.up_to_seq, 10);
+	CHECK_INT(a.msgs[12].u.event_ack.up_to_seq, 10);
+	CHECK_INT(status_of(&w, "api", id.id, &st), 0);
+	CHECK_STR(st.state, "backoff");
+	CHECK_INT(base_sessions(w.base), 1);
+	agent_release(&a);
+	ident_free(&id);
+	ident_free(&other);
 	world_free(&w);
 }
