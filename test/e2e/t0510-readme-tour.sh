@@ -39,9 +39,13 @@ test_expect_success 'every tour line succeeds, in order' '
 	done <tour
 '
 
+# services shows the blueprint port (8080, served by the agent's proxy)
+# and the release's own upstream_port; the app answers on the latter.
 test_expect_success 'the deployed example answers on the port services shows' '
 	"$DPLOYR" services -o json >svc.json &&
-	port=$($PY -c "import json,sys; print([s for s in json.load(open(\"svc.json\")) if s[\"name\"]==\"hello-python\"][0][\"port\"])") &&
+	hp() { $PY -c "import json,sys; print([s for s in json.load(open(\"svc.json\")) if s[\"name\"]==\"hello-python\"][0][sys.argv[1]])" "$1"; } &&
+	test "$(hp port)" = 8080 &&
+	port=$(hp upstream_port) &&
 	curl -sf "http://127.0.0.1:$port/" >answer &&
 	grep -q "hello from dployr" answer
 '
