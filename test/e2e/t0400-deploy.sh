@@ -159,12 +159,13 @@ test_expect_success 'deployments: a table, newest first, and JSON' '
 
 # PORT is the blueprint port users reach (app.yaml's, or web's default
 # 3000), the JSON's upstream_port the release's own; restarts and health
-# are "-" until the agent reports them (service_status), then 0, healthy.
+# are "-" until the agent reports them (service_status), then 0 and
+# starting (its live check has not run yet) or healthy.
 test_expect_success 'services: the serving release, its port and pid' '
 	bpp=$(sed -n "s/^port: *//p" app.yaml) && bpp=${bpp:-3000} &&
 	dployr services >svcs.out &&
 	grep -q "^NAME  *INSTANCE  *TYPE  *STATE  *RELEASE  *PORT  *PID  *RESTARTS  *HEALTH$" svcs.out &&
-	grep -q "^api   *web-1  *web   *running  *$(jget d3.json "d[\"release\"]")  *$bpp  *[0-9][0-9]*  *\(-  *-\|0  *healthy\)$" svcs.out &&
+	grep -q "^api   *web-1  *web   *running  *$(jget d3.json "d[\"release\"]")  *$bpp  *[0-9][0-9]*  *\(-  *-\|0  *starting\|0  *healthy\)$" svcs.out &&
 	dployr services -i web-1 -o json >s.json &&
 	test "$(jget s.json "\" \".join(\"%s:%s:%s\" % (x[\"name\"], x[\"port\"], x[\"upstream_port\"]) for x in d)")" = "api:$bpp:$(cat port1)" &&
 	test "$(jget s.json "d[0][\"online\"]")" = True &&
