@@ -17,12 +17,16 @@ if ! test_have curl; then
 	test_done
 fi
 
-# Daemons are killed from their pid files at exit, and the apps (which
-# outlive the agent on purpose) by their working directory.
+# Daemons are killed from their pid files at exit, the apps (which
+# outlive the agent on purpose) by their working directory, and the
+# agent's proxy (Caddy, once the agent runs one) by its config's path.
 kill_saved() {
 	for p in /proc/[0-9]*; do
 		case $(readlink "$p/cwd" 2>/dev/null) in
 		"$TRASH"/a1/services/*) kill -9 "${p#/proc/}" 2>/dev/null ;;
+		esac
+		case $({ tr "\0" " " <"$p/cmdline"; } 2>/dev/null) in
+		*"$TRASH"/a1/proxy/*) kill -9 "${p#/proc/}" 2>/dev/null ;;
 		esac
 	done
 	for f in "$TRASH"/*.pid; do
