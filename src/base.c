@@ -25,8 +25,9 @@
 #define NBUCKETS	     4096
 /* One cluster until clusters exist (DESIGN.md section 4), as in api.c. */
 #define CLUSTER "default"
-/* A service_status event is taken for a service with one of its latest
- * STATUS_DEPLOYS_SEEN deployments on the reporting instance. */
+/* A service_status event without a release is taken for a service with
+ * one of its latest STATUS_DEPLOYS_SEEN deployments on the reporting
+ * instance. */
 #define STATUS_DEPLOYS_SEEN 20
 
 /* WebSocket close codes of the agent session (contract). */
@@ -851,15 +852,23 @@ static void apply_deploy_event(struct sess *s, struct store_txn *t, const char *
 	deploys_rec_release(&d);
 }
 
-/* 1 when one of the latest deployments of cluster/service went to
- * instance: so an agent reports only on services it was given, and the
- * reports stored stay bounded by the deployments made. */
-static int deployed_to(struct store_txn *t, const char *cluster, const char *service,
-		       const char *instance)
+/* 1 when the agent of instance may report on release (a deployment id,
+ * or "" for none) of cluster/service: the release is a deployment of that
+ * service to that instance, or with none, one of the service's latest
+ * deployments went there. So an agent reports only on what it was given,
+ * and the reports stored stay bounded by the deployments made. */
+static int reportable(struct store_txn *t, const char *cluster, const char *service,
+		      const char *instance, const char *release)
 {
-	struct deploys_rec *all = NULL;
+	struct deploys_rec *all = NULL, d = {0};
 	size_t n = 0;
 	int found = 0;
+	if (release[0]) {
+		found = deploys_get(t, release, &d) == 0 && strcmp(d.cluster, cluster) == 0 &&
+			strcmp(d.service, service) == 0 && strcmp(d.instance, instance) == 0;
+		deploys_rec_release(&d);
+		return found;
+	}
 	if (deploys_list(t, cluster, service, 0, STATUS_DEPLOYS_SEEN, &all, &n) == 0)
 		for (size_t i = 0; i < n && !found; i++)
 			found = strcmp(all[i].instance, instance) == 0;
@@ -881,11 +890,11 @@ static void apply_service_status(struct sess *s, struct store_txn *t, const stru
 			 err, NULL);
 		return;
 	}
-	if (!deployed_to(t, st.cluster, st.service, s->id)) {
+	if (!reportable(t, st.cluster, st.service, s->id, st.release)) {
 		if (!store_txn_failed(t))
 			log_warn("session", "event dropped", "instance", s->id, "kind", e->kind,
-				 "error", "service not deployed to this instance", "service",
-				 st.service, NULL);
+				 "error", "no such deployment of the service to this instance",
+				 "service", st.service, "release", st.release, NULL);
 		return;
 	}
 	if (svcstatus_put(t, &st) == SVCSTATUS_STALE)
