@@ -12,23 +12,26 @@ static const char synopsis[] = "usage: dployr services [-i INSTANCE] [-o json] [
 
 static const char help[] =
     "\n"
-    "List the services that have deployments: name, instance, type, state\n"
-    "(running, deploying, failed), the serving release (its deployment), the\n"
-    "port it answers on, its process, restarts and health (\"-\" while the\n"
-    "base does not know them).\n"
+    "List the services that have deployments, as their agents last reported\n"
+    "them: name, instance, type, state (running, backoff, stopped, exited,\n"
+    "failed, ...), the serving release (its deployment), the port it answers\n"
+    "on, its process, restarts and health (\"unknown\" while its instance is\n"
+    "offline; \"-\" while base has no report).\n"
     "\n"
     "  -i, --instance NAME only the services of this instance\n"
     "  -o, --output FMT    text (default) or json (base's array as it is)\n"
     "  --config FILE       context file (see dployr-login(1))\n"
     "  -h, --help          show this help\n"
     "\n"
-    "Exit status: 0 ok, 1 failure, 2 usage error. See dployr-deployments(1).\n";
+    "Exit status: 0 ok, 1 failure, 2 usage error. See dployr-services(1).\n";
 
-static void num(const struct proto_jv *v, const char *key, char *out, size_t n)
+/* Member key as a number: "" for 0 or less (none) unless zero_shows,
+ * and for null or missing (not known). */
+static void num(const struct proto_jv *v, const char *key, int zero_shows, char *out, size_t n)
 {
 	int64_t x = 0;
 	out[0] = 0;
-	if (proto_jv_int(proto_jv_get(v, key), &x) == 0 && x > 0)
+	if (proto_jv_int(proto_jv_get(v, key), &x) == 0 && (x > 0 || (zero_shows && x == 0)))
 		snprintf(out, n, "%lld", (long long)x);
 }
 
@@ -65,14 +68,20 @@ static int list(struct cli *cli, struct client *cl, const char *inst)
 	struct table *t = table_new(9, "NAME", "INSTANCE", "TYPE", "STATE", "RELEASE", "PORT",
 				    "PID", "RESTARTS", "HEALTH");
 	for (const struct proto_jv *v = proto_jv_first(root); v; v = proto_jv_next(v)) {
-		char port[16], pid[24], restarts[16];
-		num(v, "port", port, sizeof(port));
-		num(v, "pid", pid, sizeof(pid));
-		num(v, "restarts", restarts, sizeof(restarts));
+		char port[24], pid[24], restarts[24];
+		int on = 1;
+		num(v, "port", 0, port, sizeof(port));
+		num(v, "pid", 0, pid, sizeof(pid));
+		num(v, "restarts", 1, restarts, sizeof(restarts));
+		/* an offline instance's last report may be stale: its health is
+		 * not known now (its processes outlive the agent, so the rest
+		 * stays as last seen) */
+		if (proto_jv_bool(proto_jv_get(v, "online"), &on) < 0)
+			on = 1;
 		table_add(t, proto_jv_get_str(v, "name"), proto_jv_get_str(v, "instance"),
 			  proto_jv_get_str(v, "type"), proto_jv_get_str(v, "state"),
 			  proto_jv_get_str(v, "release"), port, pid, restarts,
-			  proto_jv_get_str(v, "health"));
+			  on ? proto_jv_get_str(v, "health") : "unknown");
 	}
 	if (table_rows(t) == 0)
 		fprintf(stderr,

@@ -17,8 +17,12 @@
  *   GET  /v1/deployments/ID, GET /v1/deployments/ID/log?offset=N
  *        ({status, stage, reason, offset, next, data})
  *   POST /v1/deployments/ID/cancel
- *   GET  /v1/services[?instance=NAME], GET /v1/services/S/deployments
- *        [?limit=N&before=SEQ]
+ *   GET  /v1/services[?instance=NAME] (each service's serving release,
+ *        merged with its agent's latest service_status report: state,
+ *        pid, restarts, health, upstream_port, error, since_ms,
+ *        updated_ms; "port" is the blueprint's; "online" tells whether
+ *        the instance's agent is connected, see svcstatus.h),
+ *        GET /v1/services/S/deployments [?limit=N&before=SEQ]
  *   POST /v1/services/S/rollback {to?}, POST /v1/services/S/logs {lines},
  *        POST /v1/services/S/stop|start|restart  (the last two answer a
  *        task id: its output and exit status tell the result)

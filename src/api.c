@@ -14,6 +14,7 @@
 #include "http.h"
 #include "proto.h"
 #include "secrets.h"
+#include "svcstatus.h"
 #include "xalloc.h"
 
 #define DEFAULT_CERT_TTL (24 * 3600)
@@ -787,10 +788,77 @@ static int svc_name_cb(const void *key, size_t klen, const void *val, size_t vle
 	return 0;
 }
 
+/* Null for a negative number (not known), else the number. */
+static void num_field(struct buf *b, const char *key, int64_t v)
+{
+	buf_printf(b, ",\"%s\":", key);
+	if (v < 0)
+		buf_puts(b, "null");
+	else
+		buf_printf(b, "%lld", (long long)v);
+}
+
+/* One row of GET /v1/services: svc's deployments all[0..n) (newest
+ * first), merged with the agent's latest report when there is one. */
+static void service_row(const struct api_config *cfg, struct store_txn *t, const char *svc,
+			const struct deploys_rec *all, size_t n, const struct svcstatus *live,
+			struct buf *b)
+{
+	const struct deploys_rec *cur = NULL, *act = NULL, *rel = NULL;
+	for (size_t i = 0; i < n; i++) {
+		if (!cur && all[i].status == DEPLOYS_DONE)
+			cur = &all[i];
+		if (!act && all[i].status == DEPLOYS_RUNNING)
+			act = &all[i];
+		if (!rel && live && live->release[0] && strcmp(all[i].id, live->release) == 0)
+			rel = &all[i];
+	}
+	/* what serves: the release the agent reports, else the newest done */
+	const struct deploys_rec *srv = rel ? rel : cur;
+	const struct deploys_rec *any = srv ? srv : &all[0];
+	struct fleet_instance in;
+	const char *iname = instance_name(t, any->instance, &in);
+	struct bp_file *f = NULL;
+	struct buf why = BUF_INIT;
+	const struct bp *bp = NULL;
+	if (blueprint_check(any->blueprint, &f, &why) == 0)
+		bp = bp_file_get(f, 0);
+	buf_puts(b, "{\"name\":");
+	buf_json_cstr(b, svc);
+	str_field(b, "instance", iname);
+	str_field(b, "type", bp ? bp_type_name(bp->type) : NULL);
+	if (live)
+		buf_printf(b, ",\"state\":\"%s\"", live->state);
+	else
+		buf_printf(b, ",\"state\":\"%s\"", act ? "deploying" : cur ? "running" : "failed");
+	str_field(b, "deployment", srv ? srv->id : NULL);
+	str_field(b, "release", srv ? srv->release : NULL);
+	str_field(b, "revision", srv ? srv->revision : NULL);
+	str_field(b, "runtime_version", srv ? srv->runtime_version : NULL);
+	buf_printf(b, ",\"port\":%d", bp ? bp->port : 0);
+	int upstream = srv ? srv->port : 0;
+	int64_t pid = srv ? srv->pid : 0;
+	if (live) {
+		upstream = live->port ? live->port : upstream;
+		pid = live->pid;
+	}
+	buf_printf(b, ",\"upstream_port\":%d,\"pid\":%lld", upstream, (long long)pid);
+	str_field(b, "deploying", act ? act->id : NULL);
+	num_field(b, "restarts", live ? live->restarts : -1);
+	str_field(b, "health", live ? live->health : NULL);
+	str_field(b, "error", live ? live->error : NULL);
+	ms_field(b, "since_ms", live ? live->since_ms : 0);
+	ms_field(b, "updated_ms", live ? live->ts_ms : 0);
+	buf_printf(b, ",\"online\":%s}", online(cfg, any->instance) ? "true" : "false");
+	bp_file_free(f);
+	buf_release(&why);
+}
+
 /* GET /v1/services[?instance=NAME]: every service that has deployments,
- * with what serves (the newest done deployment) and what runs now. */
-static void do_services_list(struct store_txn *t, const struct api_request *req,
-			     struct api_response *r)
+ * with what serves (the release its agent reports, else the newest done
+ * deployment), what runs now, and the agent's latest report on it. */
+static void do_services_list(const struct api_config *cfg, struct store_txn *t,
+			     const struct api_request *req, struct api_response *r)
 {
 	struct svc_names sn = {BUF_INIT};
 	struct buf want = BUF_INIT;
@@ -806,50 +874,35 @@ static void do_services_list(struct store_txn *t, const struct api_request *req,
 	int first = 1;
 	for (size_t off = 0; off < sn.names.len; off += strlen(sn.names.data + off) + 1) {
 		const char *svc = sn.names.data + off;
-		struct deploys_rec *all = NULL, *cur = NULL, *act = NULL;
+		struct deploys_rec *all = NULL;
+		struct svcstatus live;
 		size_t n = 0;
 		if (deploys_list(t, CLUSTER, svc, 0, 100, &all, &n) < 0 || n == 0) {
 			deploys_list_free(all, n);
 			continue;
 		}
-		for (size_t i = 0; i < n; i++) {
-			if (!cur && all[i].status == DEPLOYS_DONE)
-				cur = &all[i];
-			if (!act && all[i].status == DEPLOYS_RUNNING)
-				act = &all[i];
-		}
-		const struct deploys_rec *any = cur ? cur : &all[0];
+		/* the instance of the newest done deployment, else the newest */
+		const struct deploys_rec *any = &all[0];
+		for (size_t i = 0; i < n; i++)
+			if (all[i].status == DEPLOYS_DONE) {
+				any = &all[i];
+				break;
+			}
 		struct fleet_instance in;
-		const char *iname = instance_name(t, any->instance, &in);
-		if (want.len && strcmp(want.data, iname) != 0) {
+		if (want.len && strcmp(want.data, instance_name(t, any->instance, &in)) != 0) {
 			deploys_list_free(all, n);
 			continue;
 		}
-		struct bp_file *f = NULL;
-		struct buf why = BUF_INIT;
-		const char *type = NULL;
-		if (blueprint_check(any->blueprint, &f, &why) == 0)
-			type = bp_type_name(bp_file_get(f, 0)->type);
-		buf_puts(&r->body, first ? "{\"name\":" : ",{\"name\":");
+		int has = svcstatus_get(t, CLUSTER, svc, any->instance, &live) == 0;
+		if (!first)
+			buf_putc(&r->body, ',');
 		first = 0;
-		buf_json_cstr(&r->body, svc);
-		str_field(&r->body, "instance", iname);
-		str_field(&r->body, "type", type);
-		const char *state = act ? "deploying" : cur ? "running" : "failed";
-		buf_printf(&r->body, ",\"state\":\"%s\"", state);
-		str_field(&r->body, "deployment", cur ? cur->id : NULL);
-		str_field(&r->body, "release", cur ? cur->release : NULL);
-		str_field(&r->body, "revision", cur ? cur->revision : NULL);
-		str_field(&r->body, "runtime_version", cur ? cur->runtime_version : NULL);
-		buf_printf(&r->body, ",\"port\":%d,\"pid\":%lld", cur ? cur->port : 0,
-			   cur ? (long long)cur->pid : 0LL);
-		str_field(&r->body, "deploying", act ? act->id : NULL);
-		buf_puts(&r->body, ",\"restarts\":null,\"health\":null}");
-		bp_file_free(f);
-		buf_release(&why);
+		service_row(cfg, t, svc, all, n, has ? &live : NULL, &r->body);
 		deploys_list_free(all, n);
 	}
 	buf_puts(&r->body, "]");
+	if (store_txn_failed(t))
+		fail(r, 500, "store: %s", store_txn_error(t));
 out:
 	buf_release(&sn.names);
 	buf_release(&want);
@@ -1136,7 +1189,7 @@ void api_handle(const struct api_config *cfg, const struct api_request *req, str
 		do_service_deploys(t, m.params[0], req, r);
 		break;
 	case AUTH_R_SERVICES_LIST:
-		do_services_list(t, req, r);
+		do_services_list(cfg, t, req, r);
 		break;
 	case AUTH_R_SERVICE_ROLLBACK:
 		do_service_rollback(cfg, t, m.params[0], req, r, deliver_to);

@@ -14,6 +14,7 @@
 #include "proto.h"
 #include "queue.h"
 #include "secrets.h"
+#include "svcstatus.h"
 #include "tls.h"
 #include "xalloc.h"
 
@@ -22,6 +23,12 @@
 #define DEFAULT_CERT_TTL     (24 * 3600)
 #define DEFAULT_LEASE_MS     30000
 #define NBUCKETS	     4096
+/* One cluster until clusters exist (DESIGN.md section 4), as in api.c. */
+#define CLUSTER "default"
+/* A service_status event without a release is taken for a service with
+ * one of its latest STATUS_DEPLOYS_SEEN deployments on the reporting
+ * instance. */
+#define STATUS_DEPLOYS_SEEN 20
 
 /* WebSocket close codes of the agent session (contract). */
 enum { CLOSE_TOKEN_EXPIRED = 4001, CLOSE_REPLACED = 4002, CLOSE_REFUSED = 4003 };
@@ -845,11 +852,65 @@ static void apply_deploy_event(struct sess *s, struct store_txn *t, const char *
 	deploys_rec_release(&d);
 }
 
+/* 1 when the agent of instance may report on release (a deployment id,
+ * or "" for none) of cluster/service: the release is a deployment of that
+ * service to that instance, or with none, one of the service's latest
+ * deployments went there. So an agent reports only on what it was given,
+ * and the reports stored stay bounded by the deployments made. */
+static int reportable(struct store_txn *t, const char *cluster, const char *service,
+		      const char *instance, const char *release)
+{
+	struct deploys_rec *all = NULL, d = {0};
+	size_t n = 0;
+	int found = 0;
+	if (release[0]) {
+		found = deploys_get(t, release, &d) == 0 && strcmp(d.cluster, cluster) == 0 &&
+			strcmp(d.service, service) == 0 && strcmp(d.instance, instance) == 0;
+		deploys_rec_release(&d);
+		return found;
+	}
+	if (deploys_list(t, cluster, service, 0, STATUS_DEPLOYS_SEEN, &all, &n) == 0)
+		for (size_t i = 0; i < n && !found; i++)
+			found = strcmp(all[i].instance, instance) == 0;
+	deploys_list_free(all, n);
+	return found;
+}
+
+/* A service_status event (no task, contract of issue 4) inside t: the
+ * latest report of the service on this instance, unless it is older than
+ * the stored one. The agent is not trusted: a report that does not check
+ * out, or names a service not deployed here, is dropped with a warning. */
+static void apply_service_status(struct sess *s, struct store_txn *t, const struct proto_event *e)
+{
+	char err[1024];
+	struct svcstatus st;
+	if (svcstatus_parse_event(e->body, strlen(e->body), CLUSTER, s->id, wall_ms(), &st, err,
+				  sizeof err) < 0) {
+		log_warn("session", "event dropped", "instance", s->id, "kind", e->kind, "error",
+			 err, NULL);
+		return;
+	}
+	if (!reportable(t, st.cluster, st.service, s->id, st.release)) {
+		if (!store_txn_failed(t))
+			log_warn("session", "event dropped", "instance", s->id, "kind", e->kind,
+				 "error", "no such deployment of the service to this instance",
+				 "service", st.service, "release", st.release, NULL);
+		return;
+	}
+	if (svcstatus_put(t, &st) == SVCSTATUS_STALE)
+		log_debug("session", "older service_status ignored", "instance", s->id, "service",
+			  st.service, NULL);
+}
+
 static void apply_event(struct sess *s, struct store_txn *t, const struct proto_event *e,
 			char *exit_task, struct buf *out_data, char *out_task,
 			const char **out_stream, char *deliver_to)
 {
 	char err[128];
+	if (strcmp(e->kind, "service_status") == 0) {
+		apply_service_status(s, t, e);
+		return;
+	}
 	struct proto_json *doc = proto_json_parse(e->body, strlen(e->body), err, sizeof err);
 	if (!doc)
 		return;

@@ -17,9 +17,11 @@
 #include "fleet.h"
 #include "queue.h"
 #include "secrets.h"
+#include "svcstatus.h"
 #include "xalloc.h"
 
-static const char *const dbnames[] = {FLEET_DBS, QUEUE_DBS, AUTH_DBS, DEPLOYS_DBS, SECRETS_DBS, "meta", NULL};
+static const char *const dbnames[] = {FLEET_DBS,   QUEUE_DBS,	  AUTH_DBS, DEPLOYS_DBS,
+				      SECRETS_DBS, SVCSTATUS_DBS, "meta",   NULL};
 
 static char *join(const char *dir, const char *name)
 {

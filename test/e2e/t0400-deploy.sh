@@ -164,12 +164,18 @@ test_expect_success 'deployments: a table, newest first, and JSON' '
 	test "$(jget deps.json "[x[\"seq\"] for x in d]")" = "[3, 2, 1]"
 '
 
+# PORT is the blueprint port users reach (app.yaml's, or web's default
+# 3000), the JSON's upstream_port the release's own; restarts and health
+# are "-" until the agent reports them (service_status), then 0 and
+# starting (its live check has not run yet) or healthy.
 test_expect_success 'services: the serving release, its port and pid' '
+	bpp=$(sed -n "s/^port: *//p" app.yaml) && bpp=${bpp:-3000} &&
 	dployr services >svcs.out &&
 	grep -q "^NAME  *INSTANCE  *TYPE  *STATE  *RELEASE  *PORT  *PID  *RESTARTS  *HEALTH$" svcs.out &&
-	grep -q "^api   *web-1  *web   *running  *$(jget d3.json "d[\"release\"]")  *$(cat port1)  *[0-9][0-9]*  *-  *-$" svcs.out &&
+	grep -q "^api   *web-1  *web   *running  *$(jget d3.json "d[\"release\"]")  *$bpp  *[0-9][0-9]*  *\(-  *-\|0  *starting\|0  *healthy\)$" svcs.out &&
 	dployr services -i web-1 -o json >s.json &&
-	test "$(jget s.json "\" \".join(\"%s:%s\" % (x[\"name\"], x[\"port\"]) for x in d)")" = "api:$(cat port1)" &&
+	test "$(jget s.json "\" \".join(\"%s:%s:%s\" % (x[\"name\"], x[\"port\"], x[\"upstream_port\"]) for x in d)")" = "api:$bpp:$(cat port1)" &&
+	test "$(jget s.json "d[0][\"online\"]")" = True &&
 	dployr services -i nope >none.out 2>none.err && test_must_be_empty none.out
 '
 
@@ -289,14 +295,36 @@ test_expect_success 'source upload: --dir packed by the CLI, served by the app' 
 	! ls a1/services/upload-* 2>/dev/null
 '
 
+in_build() { # ID
+	test "$(status_of "$1")" = running/build
+}
+
+# The build waits (at most 60 s) for a gate the test opens only after the
+# kill, so the kill always lands mid-build.
+test_expect_success 'a build that waits for a gate' '
+	cat >work/build.sh <<-EOF &&
+	echo building
+	n=0
+	while test ! -e "$TRASH/gate" && test \$n -lt 600; do sleep 0.1; n=\$((n + 1)); done
+	EOF
+	git -C work rm -q slow && git -C work add build.sh &&
+	git -C work -c user.name=t -c user.email=t@t commit -qm gated &&
+	{ git -C work push -q ../repo.git HEAD:master 2>/dev/null ||
+		git -C work push -q ../repo.git HEAD:main; }
+'
+
 test_expect_success 'the agent dies during a deploy: it ends in error once it is back' '
 	{ dployr deploy -f app.yaml -i web-1 >k.out 2>k.err; echo $? >k.rc; } &
-	wait_for 60 sh -c "\"$DPLOYR\" deployments api -o json | grep -q \"\\\"stage\\\":\\\"build\\\"\"" &&
+	wait_for 60 grep -q "^deployment d-" k.err &&
+	kid=$(sed -n "s/^deployment \(d-[0-9a-f]*\) .*/\1/p" k.err | head -n 1) &&
+	wait_for 60 in_build "$kid" &&
 	kill -9 "$(cat a1.pid)" && rm a1.pid &&
+	touch gate &&
 	start_agent a1 &&
 	wait_for 60 test -s k.rc &&
 	test "$(cat k.rc)" = 1 &&
-	grep -q "^deployment d-[0-9a-f]* error: the agent restarted during the deploy$" k.err
+	grep -q "^deployment $kid error: the agent restarted during the deploy$" k.err &&
+	test "$(status_of "$kid")" = error/build
 '
 
 kill_saved

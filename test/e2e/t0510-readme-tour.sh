@@ -52,6 +52,9 @@ test_expect_success 'every tour line succeeds, in order' '
 '
 
 test_expect_success 'the deployed example answers on its blueprint port, through Caddy' '
+	"$DPLOYR" services -o json >svc.json &&
+	hp() { $PY -c "import json,sys; print([s for s in json.load(open(\"svc.json\")) if s[\"name\"]==\"hello-python\"][0][sys.argv[1]])" "$1"; } &&
+	test "$(hp port)" = 8080 &&
 	curl -sf "http://127.0.0.1:8080/" >answer &&
 	grep -q "hello from dployr" answer
 '

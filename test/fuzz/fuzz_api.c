@@ -11,12 +11,16 @@
 
 #include "api.h"
 #include "auth.h"
+#include "deploys.h"
 #include "fleet.h"
 #include "proto.h"
+#include "secrets.h"
+#include "svcstatus.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
-static const char *const dbs[] = {FLEET_DBS, QUEUE_DBS, AUTH_DBS, NULL};
+static const char *const dbs[] = {FLEET_DBS,   QUEUE_DBS,     AUTH_DBS, DEPLOYS_DBS,
+				  SECRETS_DBS, SVCSTATUS_DBS, "meta",   NULL};
 
 struct fz {
 	struct api_config cfg;
@@ -73,6 +77,23 @@ static struct fz *setup(void)
 	struct fleet_instance in;
 	char *jt = NULL;
 	fleet_add(t, f.cfg.rng, "web-1", 1, &in, &jt, err, sizeof err);
+	/* a service with a deployment and its agent's report, for the
+	 * services listing to merge */
+	struct deploys_new dn = {"default", "api", in.id, "name: api\ntype: web\nport: 8080\n",
+				 NULL, NULL, NULL};
+	struct deploys_rec d;
+	if (deploys_add(t, f.cfg.rng, &dn, 1, &d, err, sizeof err) < 0)
+		abort();
+	struct svcstatus st = {0};
+	snprintf(st.cluster, sizeof st.cluster, "default");
+	snprintf(st.service, sizeof st.service, "api");
+	snprintf(st.instance, sizeof st.instance, "%s", in.id);
+	snprintf(st.release, sizeof st.release, "%s", d.id);
+	snprintf(st.state, sizeof st.state, "running");
+	snprintf(st.health, sizeof st.health, "healthy");
+	st.ts_ms = 1;
+	svcstatus_put(t, &st);
+	deploys_rec_release(&d);
 	if (store_txn_commit(t, err, sizeof err) < 0)
 		abort();
 	snprintf(f.auth, sizeof f.auth, "Bearer %s", tok);

@@ -12,10 +12,11 @@
 #include "harness.h"
 #include "proto.h"
 #include "secrets.h"
+#include "svcstatus.h"
 #include "xalloc.h"
 
-static const char *const dbs[] = {FLEET_DBS,   QUEUE_DBS, AUTH_DBS, DEPLOYS_DBS,
-				  SECRETS_DBS, "meta",	  NULL};
+static const char *const dbs[] = {FLEET_DBS,   QUEUE_DBS,     AUTH_DBS, DEPLOYS_DBS,
+				  SECRETS_DBS, SVCSTATUS_DBS, "meta",	NULL};
 
 struct env {
 	struct api_config cfg;
@@ -234,5 +235,147 @@ TEST(apideploy_secrets_are_write_only)
 	free(out);
 	CHECK_INT(call(&e, "DELETE", "/v1/services/api/secrets/DB_URL", NULL, NULL, &out), 404);
 	free(out);
+	env_release(&e);
+}
+
+/* Deployment id of service api ends done, its release running on port. */
+static void finish_deploy(struct env *e, const char *id, int port, int64_t pid)
+{
+	char err[256];
+	struct deploys_progress p = {"health", NULL, NULL, id, pid, port};
+	struct store_txn *t = store_txn_begin(e->cfg.store, 0);
+	CHECK_INT(deploys_set_progress(t, id, &p, err, sizeof err), 0);
+	CHECK_INT(deploys_set_status(t, id, DEPLOYS_DONE, 5, NULL, NULL, err, sizeof err), 0);
+	CHECK_INT(store_txn_commit(t, err, sizeof err), 0);
+}
+
+/* GET /v1/services (query may be NULL): the array's only row as text of
+ * "key=value" pairs for the keys asked, e.g. "state=running port=8080". */
+static char *row(struct env *e, const char *query, const char *keys)
+{
+	char *out, err[128];
+	CHECK_INT(call(e, "GET", "/v1/services", query, NULL, &out), 200);
+	struct proto_json *doc = proto_json_parse(out, strlen(out), err, sizeof err);
+	CHECK(doc);
+	const struct proto_jv *arr = proto_json_root(doc);
+	struct buf b = BUF_INIT;
+	if (proto_jv_len(arr) != 1) {
+		buf_printf(&b, "%zu rows", proto_jv_len(arr));
+	} else {
+		char *ks = xstrdup(keys), *save = NULL;
+		for (char *k = strtok_r(ks, " ", &save); k; k = strtok_r(NULL, " ", &save)) {
+			const struct proto_jv *v = proto_jv_get(proto_jv_first(arr), k);
+			int64_t n;
+			int bl;
+			buf_printf(&b, "%s%s=", b.len ? " " : "", k);
+			if (!v)
+				buf_puts(&b, "MISSING");
+			else if (proto_jv_str(v))
+				buf_puts(&b, proto_jv_str(v));
+			else if (proto_jv_int(v, &n) == 0)
+				buf_printf(&b, "%lld", (long long)n);
+			else if (proto_jv_bool(v, &bl) == 0)
+				buf_puts(&b, bl ? "true" : "false");
+			else
+				buf_puts(&b, "null");
+		}
+		free(ks);
+	}
+	proto_json_free(doc);
+	free(out);
+	return buf_detach(&b, NULL);
+}
+
+#define CHECK_ROW(e, query, keys, want)                                                            \
+	do {                                                                                       \
+		char *got_ = row(e, query, keys);                                                  \
+		CHECK_STR(got_, want);                                                             \
+		free(got_);                                                                        \
+	} while (0)
+
+TEST(apideploy_services_merge_the_agents_report)
+{
+	struct env e;
+	char *out, *b, err[256];
+	env_init(&e);
+	b = deploy_body("web-1",
+			"name: api\ntype: web\nsource: remote\nremote:\n  url: "
+			"file:///r.git\nruntime: python\nrun_cmd: python3 a.py\nport: 8080\n");
+	CHECK_INT(call(&e, "POST", "/v1/deployments", NULL, b, &out), 201);
+	char *id1 = field(out, "id");
+	free(out);
+	/* deploying, nothing reported yet */
+	char want[512];
+	snprintf(want, sizeof want,
+		 "name=api instance=web-1 type=web state=deploying deploying=%s restarts=null "
+		 "health=null online=true",
+		 id1);
+	CHECK_ROW(&e, NULL, "name instance type state deploying restarts health online", want);
+	finish_deploy(&e, id1, 40123, 99);
+	/* done: the blueprint port for users, the release's own upstream */
+	snprintf(want, sizeof want,
+		 "state=running deployment=%s release=%s port=8080 upstream_port=40123 pid=99 "
+		 "restarts=null health=null error=null since_ms=null updated_ms=null online=true",
+		 id1, id1);
+	const char *keys = "state deployment release port upstream_port pid restarts health error "
+			   "since_ms updated_ms online";
+	CHECK_ROW(&e, NULL, keys, want);
+	/* the agent's report wins for what is live */
+	struct svcstatus st = {0};
+	snprintf(st.cluster, sizeof st.cluster, "default");
+	snprintf(st.service, sizeof st.service, "api");
+	snprintf(st.instance, sizeof st.instance, "%s", e.instance);
+	snprintf(st.release, sizeof st.release, "%s", id1);
+	snprintf(st.state, sizeof st.state, "backoff");
+	snprintf(st.health, sizeof st.health, "unhealthy");
+	snprintf(st.error, sizeof st.error, "exited with status 1");
+	st.restarts = 4;
+	st.port = 40200;
+	st.since_ms = 1000;
+	st.ts_ms = 2000;
+	struct store_txn *t = store_txn_begin(e.cfg.store, 0);
+	CHECK_INT(svcstatus_put(t, &st), 0);
+	CHECK_INT(store_txn_commit(t, err, sizeof err), 0);
+	snprintf(want, sizeof want,
+		 "state=backoff deployment=%s release=%s port=8080 upstream_port=40200 pid=0 "
+		 "restarts=4 health=unhealthy error=exited with status 1 since_ms=1000 "
+		 "updated_ms=2000 online=true",
+		 id1, id1);
+	CHECK_ROW(&e, NULL, keys, want);
+	CHECK_ROW(&e, "instance=web-1", "name", "name=api");
+	CHECK_ROW(&e, "instance=nope", "name", "0 rows");
+	/* the instance goes offline: the last report stays, marked so */
+	e.online[0] = 0;
+	CHECK_ROW(&e, NULL, "state restarts health online",
+		  "state=backoff restarts=4 health=unhealthy online=false");
+	strcpy(e.online, e.instance);
+
+	/* a second deployment, done; the agent still reports the first
+	 * release (e.g. a rollback): the row follows the agent */
+	free(b);
+	b = deploy_body("web-1",
+			"name: api\ntype: web\nsource: remote\nremote:\n  url: "
+			"file:///r.git\nruntime: python\nrun_cmd: python3 a.py\nport: 9090\n");
+	CHECK_INT(call(&e, "POST", "/v1/deployments", NULL, b, &out), 201);
+	char *id2 = field(out, "id");
+	free(out);
+	finish_deploy(&e, id2, 40300, 100);
+	snprintf(want, sizeof want, "deployment=%s port=8080 upstream_port=40200", id1);
+	CHECK_ROW(&e, NULL, "deployment port upstream_port", want);
+	/* once it reports the new one */
+	snprintf(st.release, sizeof st.release, "%s", id2);
+	snprintf(st.state, sizeof st.state, "running");
+	st.pid = 4242;
+	st.port = 40300;
+	st.ts_ms = 3000;
+	t = store_txn_begin(e.cfg.store, 0);
+	CHECK_INT(svcstatus_put(t, &st), 0);
+	CHECK_INT(store_txn_commit(t, err, sizeof err), 0);
+	snprintf(want, sizeof want,
+		 "state=running deployment=%s port=9090 upstream_port=40300 pid=4242", id2);
+	CHECK_ROW(&e, NULL, "state deployment port upstream_port pid", want);
+	free(b);
+	free(id1);
+	free(id2);
 	env_release(&e);
 }

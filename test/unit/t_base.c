@@ -9,11 +9,13 @@
 
 #include "api.h"
 #include "conn.h"
+#include "deploys.h"
 #include "fleet.h"
 #include "harness.h"
 #include "log.h"
 #include "proto.h"
 #include "queue.h"
+#include "svcstatus.h"
 #include "xalloc.h"
 
 #define MAXMSG 64
@@ -530,5 +532,117 @@ TEST(base_closes_a_session_whose_access_token_expired)
 	CHECK_INT(base_sessions(w.base), 0);
 	agent_release(&a);
 	ident_free(&id);
+	world_free(&w);
+}
+
+/* A deployment of service to instance (queued): its id in id. */
+static void add_deploy(struct world *w, const char *service, const char *instance,
+		       char id[DEPLOYS_ID_MAX])
+{
+	char err[512];
+	struct deploys_rec d;
+	struct deploys_new n = {"default", service, instance, "name: x\n", NULL, NULL, NULL};
+	struct store_txn *t = store_txn_begin(w->dir->store, 0);
+	CHECK_INT(deploys_add(t, w->rng, &n, 1, &d, err, sizeof err), 0);
+	CHECK_INT(store_txn_commit(t, err, sizeof err), 0);
+	memcpy(id, d.id, DEPLOYS_ID_MAX);
+	deploys_rec_release(&d);
+}
+
+static int status_of(struct world *w, const char *service, const char *instance,
+		     struct svcstatus *st)
+{
+	struct store_txn *t = store_txn_begin(w->dir->store, 1);
+	int rc = svcstatus_get(t, "default", service, instance, st);
+	store_txn_abort(t);
+	return rc;
+}
+
+/* Send a service_status event. */
+static void status_event(struct agent *a, int64_t seq, const char *svc, const char *release,
+			 const char *state, int64_t ts)
+{
+	char body[512];
+	snprintf(body, sizeof body,
+		 "{\"service\":\"%s\",\"release\":\"%s\",\"state\":\"%s\",\"pid\":77,"
+		 "\"restarts\":2,\"health\":\"healthy\",\"port\":40001,\"since_ms\":1,"
+		 "\"ts_ms\":%lld,\"error\":\"\"}",
+		 svc, release, state, (long long)ts);
+	event(a, seq, "service_status", body);
+}
+
+TEST(base_applies_service_status_events_and_drops_bad_ones)
+{
+	struct world w;
+	struct ident id, other;
+	struct agent a;
+	struct svcstatus st;
+	char api[DEPLOYS_ID_MAX], db[DEPLOYS_ID_MAX];
+	world_init(&w, 0, 0);
+	enroll(&w, "web-1", &id);
+	enroll(&w, "web-2", &other);
+	add_deploy(&w, "api", id.id, api);
+	add_deploy(&w, "db", other.id, db);
+	connect_agent(&w, &a, &id);
+	run_until(&w, &a.upgraded, 1);
+	hello(&a, id.id, 0);
+	run_until(&w, &a.n, 2);
+	CHECK_INT(a.msgs[1].type, PROTO_EVENT_ACK);
+	/* fresh: stored, though no task names it */
+	status_event(&a, 1, "api", api, "running", 1000);
+	run_until(&w, &a.n, 3);
+	CHECK_INT(a.msgs[2].u.event_ack.up_to_seq, 1);
+	CHECK_INT(status_of(&w, "api", id.id, &st), 0);
+	CHECK_STR(st.state, "running");
+	CHECK_STR(st.release, api);
+	CHECK_STR(st.instance, id.id);
+	CHECK_INT(st.pid, 77);
+	CHECK_INT(st.restarts, 2);
+	CHECK_INT(st.port, 40001);
+	CHECK(st.ts_ms == 1000 && st.received_ms > 0);
+	/* older than the stored one: acked, ignored */
+	status_event(&a, 2, "api", api, "stopped", 999);
+	/* hostile or wrong: acked, dropped, the session goes on */
+	status_event(&a, 3, "../../x", api, "stopped", 2000);
+	status_event(&a, 4, "api", api, "st\\u00e9pped", 2000);
+	event(&a, 5, "service_status", "{}");
+	event(&a, 6, "service_status", "{\"service\":[1]}");
+	event(&a, 7, "service_status", "{\"service\":\"api\",\"state\":\"stopped\"}");
+	/* a release of another service, of another instance, or unknown */
+	status_event(&a, 8, "api", db, "stopped", 2000);
+	status_event(&a, 9, "db", db, "stopped", 2000);
+	status_event(&a, 10, "api", "d-000000000000", "stopped", 2000);
+	/* no release, of a service not deployed here or not at all */
+	status_event(&a, 11, "db", "", "none", 2000);
+	status_event(&a, 12, "ghost", "", "none", 2000);
+	run_until(&w, &a.n, 14);
+	for (int i = 3; i < 14; i++) {
+		CHECK_INT(a.msgs[i].type, PROTO_EVENT_ACK);
+		CHECK_INT(a.msgs[i].u.event_ack.up_to_seq, i - 1);
+	}
+	CHECK_INT(status_of(&w, "api", id.id, &st), 0);
+	CHECK_STR(st.state, "running");
+	CHECK(st.ts_ms == 1000);
+	CHECK_INT(status_of(&w, "db", id.id, &st), STORE_NOTFOUND);
+	CHECK_INT(status_of(&w, "db", other.id, &st), STORE_NOTFOUND);
+	CHECK_INT(status_of(&w, "ghost", id.id, &st), STORE_NOTFOUND);
+	/* newer: replaces it; a resend of the same seq is not applied twice */
+	status_event(&a, 13, "api", api, "backoff", 3000);
+	status_event(&a, 13, "api", api, "stopped", 4000);
+	run_until(&w, &a.n, 16);
+	CHECK_INT(a.msgs[14].u.event_ack.up_to_seq, 13);
+	CHECK_INT(a.msgs[15].u.event_ack.up_to_seq, 13);
+	CHECK_INT(status_of(&w, "api", id.id, &st), 0);
+	CHECK_STR(st.state, "backoff");
+	/* no serving release any more: taken for a service deployed here */
+	status_event(&a, 14, "api", "", "none", 5000);
+	run_until(&w, &a.n, 17);
+	CHECK_INT(status_of(&w, "api", id.id, &st), 0);
+	CHECK_STR(st.state, "none");
+	CHECK_STR(st.release, "");
+	CHECK_INT(base_sessions(w.base), 1);
+	agent_release(&a);
+	ident_free(&id);
+	ident_free(&other);
 	world_free(&w);
 }
