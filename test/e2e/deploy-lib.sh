@@ -39,12 +39,14 @@ start_base() {
 	wait_for 20 port_open $API && wait_for 20 port_open $AGP
 }
 
-# start_agent DIR [WRAPPER...]: the agent of DIR, its pid in DIR.pid (the
-# wrapper must exec the agent, so that $! is the agent's pid).
+# start_agent DIR [WRAPPER...]: the agent of $TRASH/DIR, its pid in
+# DIR.pid (the wrapper must exec the agent, so that $! is the agent's
+# pid). The data dir is given absolute: with a relative one the agent's
+# `rm -rf` of failed and pruned releases (run in /) removes nothing.
 start_agent() {
 	d=$1
 	shift
-	"$@" "$DPLOYR" agent --data "$d" --log "$d.log" >>"$d.out" 2>&1 &
+	"$@" "$DPLOYR" agent --data "$TRASH/$d" --log "$d.log" >>"$d.out" 2>&1 &
 	echo $! >"$d.pid"
 }
 
