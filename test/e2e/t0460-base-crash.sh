@@ -60,13 +60,14 @@ test_expect_success 'a Python app whose build waits for the test' '
 '
 
 lines() { if test -f "$1"; then wc -l <"$1"; else echo 0; fi; }
+stage_is() { test "$(deploy_field app "$1" stage)" = "$2"; }
 base_gone() { ! kill -0 "$(cat base.pid)" 2>/dev/null; }
 
 test_expect_success 'kill -9 base mid-build, restart it, release the build: done once' '
 	id=$(dployr deploy -f app.yaml -i bc-1 --detach) &&
 	echo $id >id1 &&
 	wait_for 30 sh -c "test \$(wc -l <builds 2>/dev/null || echo 0) -ge 1" &&
-	test "$(deploy_field app $id stage)" = build &&
+	wait_for 10 stage_is $id build &&
 	kill -9 "$(cat base.pid)" && wait_for 10 base_gone &&
 	start_base &&
 	wait_for 30 online bc-1 &&
