@@ -92,12 +92,19 @@ test_expect_success 'a worker that will crash runs healthy' '
 	test "$(wc -l <starts)" = 1
 '
 
-# procs_in DIR: how many processes have their working directory under DIR.
+# procs_in DIR [BUT]: how many processes have their working directory
+# under $TRASH/DIR, leaving out those under $TRASH/BUT.
 procs_in() {
 	n=0
 	for p in /proc/[0-9]*; do
-		case $(readlink "$p/cwd" 2>/dev/null) in
-		"$TRASH/$1"*) n=$((n + 1)) ;;
+		c=$(readlink "$p/cwd" 2>/dev/null)
+		case $c in
+		"$TRASH/$1"*) ;;
+		*) continue ;;
+		esac
+		case ${2+x}$c in
+		x"$TRASH/${2-}"*) ;;
+		*) n=$((n + 1)) ;;
 		esac
 	done
 	echo $n
@@ -138,7 +145,10 @@ test_expect_success 'a health check that never passes: error at the deadline, v1
 	test "$(curl -sS http://127.0.0.1:$(cat port1)/)" = "hello from v1" &&
 	dployr services >svcs.out &&
 	grep -q "^web  *cl-1  *web  *running " svcs.out &&
-	test "$(procs_in a1/services/web/)" = 1
+	cur=$(readlink a1/services/web/current) &&
+	test "$(procs_in a1/services/web/)" -ge 1 &&
+	test "$(procs_in a1/services/web/ "a1/services/web/$cur/")" = 0 &&
+	test "$(ls a1/services/web/releases)" = "${cur#releases/}"
 '
 
 deploy_cleanup
