@@ -66,7 +66,9 @@
  *            PORT=a free port on 127.0.0.1 chosen for this release.
  *   HEALTH   web: the blueprint's health check (HTTP path, TCP or command)
  *            or else TCP on PORT, probed every gate_interval_ms at most,
- *            must pass within health_timeout_ms. worker: its command check
+ *            must pass within the start period plus `retries` times the
+ *            blueprint's interval (3 x 10 s by default; at most
+ *            health_timeout_ms plus the start period). worker: its command check
  *            if it has one, else still running after settle_ms. job without
  *            schedule: runs to completion, must exit 0 (deadline: the
  *            blueprint's timeout, else build_timeout_ms). job with schedule
@@ -186,7 +188,8 @@ struct pipeline_opts {
 	long long build_timeout_ms;  /* when the blueprint has no timeout [1800000] */
 	long long hook_timeout_ms;   /* [300000] */
 	long long health_timeout_ms; /* the health gate [120000] */
-	long long gate_interval_ms;  /* fastest probe interval during the gate [500] */
+	long long gate_interval_ms;  /* fastest probe interval during the gate [100];
+					command checks at most every 500 ms */
 	long long settle_ms;	     /* worker: running this long is healthy [3000] */
 	long long stop_grace_ms;     /* TERM to KILL [10000] */
 	long long switch_timeout_ms; /* a pending on_proxy's answer [30000] */

@@ -3,6 +3,7 @@
 
 #include <errno.h>
 #include <signal.h>
+#include <limits.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -839,7 +840,10 @@ struct agent *agent_new(struct loop *loop, const char *data_dir, char *err, size
 {
 	struct agent *a = xcalloc(1, sizeof(*a));
 	a->loop = loop;
-	a->dir = xstrdup(data_dir);
+	/* Absolute: programs the agent starts (rm -rf of old releases, builds)
+	 * run in other directories, so a relative path would name nothing. */
+	char abs[PATH_MAX];
+	a->dir = xstrdup(realpath(data_dir, abs) ? abs : data_dir);
 	a->queued_ev = -1;
 	a->heartbeat_ms = AGENT_HEARTBEAT_MS;
 	backoff_init(&a->backoff, 500, 30000);

@@ -34,7 +34,7 @@
 #define DEF_BUILD    1800000LL
 #define DEF_HOOK     300000LL
 #define DEF_HEALTH   120000LL
-#define DEF_GATE     500LL
+#define DEF_GATE     100LL
 #define DEF_SETTLE   3000LL
 #define DEF_GRACE    10000LL
 #define DEF_SWITCH   30000LL
@@ -1222,9 +1222,21 @@ static enum ev enter_health(struct pipeline *p)
 		poke(p);
 		return EV_ASYNC;
 	}
-	long long interval = s->hinterval > 0 ? s->hinterval : BP_HEALTH_INTERVAL_MS;
-	if (interval > p->o.gate_interval_ms)
-		interval = p->o.gate_interval_ms;
+	long long bp_interval = s->hinterval > 0 ? s->hinterval : BP_HEALTH_INTERVAL_MS;
+	long long interval = bp_interval;
+	/* Probe fast so a deploy is switched as soon as the app answers; a
+	 * command check forks a shell, so at most every 500 ms. */
+	long long fastest = s->hkind == BP_HEALTH_COMMAND && p->o.gate_interval_ms < 500
+				? 500
+				: p->o.gate_interval_ms;
+	if (interval > fastest)
+		interval = fastest;
+	/* The gate gives up as the live check would call the service
+	 * unhealthy: after the start period, `retries` intervals of the
+	 * blueprint's without a pass (capped by health_timeout_ms). */
+	long long give_up = (s->hretries > 0 ? s->hretries : BP_HEALTH_RETRIES) * bp_interval;
+	if (give_up > p->o.health_timeout_ms)
+		give_up = p->o.health_timeout_ms;
 	struct health_opts ho = {.port = p->nrel->port,
 				 .path = s->hpath,
 				 .command = s->hcommand,
@@ -1254,9 +1266,9 @@ static enum ev enter_health(struct pipeline *p)
 	if (!p->hc)
 		return fail(p, "health: %s", err);
 	emitf(p, "health: %s check%s%s, deadline %lld ms", what, s->hpath ? " " : "",
-	      s->hpath ? s->hpath : "", p->o.health_timeout_ms);
+	      s->hpath ? s->hpath : "", give_up + s->hstart);
 	/* The start period is the blueprint's own allowance for booting. */
-	stage_deadline(p, p->o.health_timeout_ms + s->hstart);
+	stage_deadline(p, give_up + s->hstart);
 	health_start(p->hc);
 	return EV_ASYNC;
 }

@@ -15,6 +15,10 @@ deploy_cleanup() {
 		case $(readlink "$p/cwd" 2>/dev/null) in
 		"$TRASH"/*/services/*) kill -9 "${p#/proc/}" 2>/dev/null ;;
 		esac
+		# the agents' Caddy (caddy run --config DATA/proxy/caddy.json)
+		case $({ tr '\0' ' ' <"$p/cmdline"; } 2>/dev/null) in
+		*caddy*"$TRASH"/*) kill -9 "${p#/proc/}" 2>/dev/null ;;
+		esac
 	done
 	test_cleanup
 }
@@ -46,7 +50,8 @@ start_base() {
 start_agent() {
 	d=$1
 	shift
-	"$@" "$DPLOYR" agent --data "$TRASH/$d" --log "$d.log" >>"$d.out" 2>&1 &
+	"$@" "$DPLOYR" agent --data "$TRASH/$d" --log "$d.log" --proxy-listen 127.0.0.1 \
+		>>"$d.out" 2>&1 &
 	echo $! >"$d.pid"
 }
 
@@ -75,11 +80,16 @@ deploy_ended() {
 	return 1
 }
 
-# service_port SERVICE: the internal PORT of its serving release, from
-# `dployr services -o json`.
+# service_port SERVICE: the port SERVICE answers on (its blueprint port,
+# served by the agent's Caddy), from `dployr services -o json`.
 service_port() {
 	dployr services -o json |
 		$PY -c 'import json,sys; print([x["port"] for x in json.load(sys.stdin) if x["name"]==sys.argv[1]][0])' "$1"
+}
+# upstream_port SERVICE: the internal PORT of its serving release.
+upstream_port() {
+	dployr services -o json |
+		$PY -c 'import json,sys; print([x["upstream_port"] for x in json.load(sys.stdin) if x["name"]==sys.argv[1]][0])' "$1"
 }
 
 # deploy_setup INSTANCE DIR [WRAPPER...]: base initialised and started, the

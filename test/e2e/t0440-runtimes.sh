@@ -140,9 +140,12 @@ test_expect_success 'services: both running, each on its own port' '
 	curl -sf http://127.0.0.1:$(service_port pyapp)/healthz
 '
 
-# TODO(coordinator): once the agent runs Caddy (issue 4, proxy), check the
-# blueprint ports too: curl http://127.0.0.1:$NODE_BP_PORT/ and
-# http://127.0.0.1:$PY_BP_PORT/ give the same answers as above.
+test_expect_success 'each app answers on its blueprint port (Caddy) and on its own PORT alike' '
+	test "$(service_port nodeapp)" = "$NODE_BP_PORT" &&
+	test "$(service_port pyapp)" = "$PY_BP_PORT" &&
+	test "$(curl -sS http://127.0.0.1:$NODE_BP_PORT/)" = "$(curl -sS http://127.0.0.1:$(upstream_port nodeapp)/)" &&
+	test "$(curl -sS http://127.0.0.1:$PY_BP_PORT/)" = "$(curl -sS http://127.0.0.1:$(upstream_port pyapp)/)"
+'
 
 test_expect_success 'a version that is not installed: the deploy fails before the build' '
 	sed "s/^runtime: nodejs$/runtime: nodejs@7/" node.yaml >node7.yaml &&

@@ -3,8 +3,8 @@
 # apps from a local bare git repo):
 # - a run_cmd that crashes on start: the deploy ends error with the
 #   process's own output in its log, the previous release keeps serving;
-# - a health check that never passes: error at the gate's deadline (the
-#   agent's 120 s, so that deploy runs in the background meanwhile), the
+# - a health check that never passes: error at the gate's deadline (start
+#   period + retries x interval: 2 s here, run in the background), the
 #   previous release keeps serving;
 # - crash loop: a worker that exits 1 over and over is restarted with
 #   growing gaps (backoff); `stop` holds (no start after it, even with a
@@ -49,7 +49,7 @@ test_expect_success 'a Python app in a bare git repo, blueprints good and bad' '
 	health_check: /healthz
 	EOF
 	sed "s|^run_cmd: .*|run_cmd: \"echo boom: no config file >\&2; exit 7\"|" good.yaml >crash.yaml &&
-	sed "s|^health_check: .*|health_check: /never|" good.yaml >never.yaml &&
+	sed "s|^health_check: .*|health_check: {path: /never, interval: 1s, retries: 2}|" good.yaml >never.yaml &&
 	cat >looper.yaml <<-EOF
 	name: looper
 	type: worker
@@ -64,7 +64,7 @@ test_expect_success 'a Python app in a bare git repo, blueprints good and bad' '
 
 test_expect_success 'a good release of web serves' '
 	dployr deploy -f good.yaml -i cl-1 >good.out 2>good.err || { cat good.out good.err; false; } &&
-	service_port web >port1 &&
+	upstream_port web >port1 &&
 	test "$(curl -sS http://127.0.0.1:$(cat port1)/)" = "hello from v1"
 '
 
@@ -78,8 +78,9 @@ test_expect_success 'a run_cmd that crashes on start: error, its output logged, 
 	test_expect_code 1 dployr logs web --deployment $id >clog.out 2>clog.err &&
 	grep -q "boom: no config file" clog.out &&
 	grep -q "exited with status 7" clog.out clog.err &&
-	test "$(service_port web)" = "$(cat port1)" &&
-	test "$(curl -sS http://127.0.0.1:$(cat port1)/)" = "hello from v1"
+	test "$(upstream_port web)" = "$(cat port1)" &&
+	test "$(curl -sS http://127.0.0.1:$(cat port1)/)" = "hello from v1" &&
+	test "$(curl -sS http://127.0.0.1:$WEB_BP_PORT/)" = "hello from v1"
 '
 
 # The gate waits for its whole deadline: started now, checked at the end.
@@ -137,11 +138,11 @@ test_expect_success 'stop holds: no start after it, even with a retry pending' '
 '
 
 test_expect_success 'a health check that never passes: error at the deadline, v1 serves' '
-	wait_for 180 test -s never.rc &&
+	wait_for 60 test -s never.rc &&
 	cat never.err &&
 	test "$(cat never.rc)" = 1 &&
-	grep -q "^deployment d-[0-9a-f]* error: health: not healthy within [0-9]* ms" never.err &&
-	test "$(service_port web)" = "$(cat port1)" &&
+	grep -q "^deployment d-[0-9a-f]* error: health: not healthy within 2000 ms" never.err &&
+	test "$(upstream_port web)" = "$(cat port1)" &&
 	test "$(curl -sS http://127.0.0.1:$(cat port1)/)" = "hello from v1" &&
 	dployr services >svcs.out &&
 	grep -q "^web  *cl-1  *web  *running " svcs.out &&

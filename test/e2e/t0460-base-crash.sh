@@ -92,7 +92,7 @@ test_expect_success 'base down while the deploy ends: the outcome recorded once 
 	wait_for 60 deploy_ended app $id &&
 	test "$(deploy_field app $id status)" = done &&
 	port=$(service_port app) &&
-	test "$(deploy_field app $id port)" = "$port" &&
+	test "$(deploy_field app $id port)" = "$(upstream_port app)" &&
 	test "$(curl -sS http://127.0.0.1:$port/)" = "hello from build 2" &&
 	dployr deployments app >deps.out &&
 	sed -n 2p deps.out | grep -q "^$id #2  -  *done " &&
