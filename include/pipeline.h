@@ -67,8 +67,8 @@
  *   HEALTH   web: the blueprint's health check (HTTP path, TCP or command)
  *            or else TCP on PORT, probed every gate_interval_ms at most,
  *            must pass within the start period plus `retries` times the
- *            blueprint's interval (3 x 10 s by default; at most
- *            health_timeout_ms plus the start period). worker: its command check
+ *            blueprint's interval (3 x 10 s by default; at least 5 s,
+ *            at most health_timeout_ms, plus the start period). worker: its command check
  *            if it has one, else still running after settle_ms. job without
  *            schedule: runs to completion, must exit 0 (deadline: the
  *            blueprint's timeout, else build_timeout_ms). job with schedule

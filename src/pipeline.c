@@ -35,6 +35,7 @@
 #define DEF_HOOK     300000LL
 #define DEF_HEALTH   120000LL
 #define DEF_GATE     100LL
+#define GATE_MIN_MS  5000LL /* the health gate never gives up sooner */
 #define DEF_SETTLE   3000LL
 #define DEF_GRACE    10000LL
 #define DEF_SWITCH   30000LL
@@ -1233,8 +1234,11 @@ static enum ev enter_health(struct pipeline *p)
 		interval = fastest;
 	/* The gate gives up as the live check would call the service
 	 * unhealthy: after the start period, `retries` intervals of the
-	 * blueprint's without a pass (capped by health_timeout_ms). */
+	 * blueprint's without a pass (at least GATE_MIN_MS, at most
+	 * health_timeout_ms). */
 	long long give_up = (s->hretries > 0 ? s->hretries : BP_HEALTH_RETRIES) * bp_interval;
+	if (give_up < GATE_MIN_MS)
+		give_up = GATE_MIN_MS;
 	if (give_up > p->o.health_timeout_ms)
 		give_up = p->o.health_timeout_ms;
 	struct health_opts ho = {.port = p->nrel->port,
