@@ -94,6 +94,9 @@ int svclog_open_pipes(const struct svclog *lg);
 void svclog_feed(struct svclog *lg, int stream, const void *data, size_t n, long long ts_ms);
 /* Cut the unfinished line of stream (if any) into a record now. */
 void svclog_flush(struct svclog *lg, int stream, long long ts_ms);
+/* Like svclog_flush, but the record is marked continued: the line goes on
+ * in the next bytes fed (a caller cutting an over-long line). */
+void svclog_cut(struct svclog *lg, int stream, long long ts_ms);
 
 /* Records lost by failing file writes. */
 unsigned long long svclog_lost(const struct svclog *lg);

@@ -443,7 +443,7 @@ void svclog_feed(struct svclog *lg, int stream, const void *data, size_t n, long
 	flush_out(lg);
 }
 
-void svclog_flush(struct svclog *lg, int stream, long long ts_ms)
+static void flush_pend(struct svclog *lg, int stream, int cont, long long ts_ms)
 {
 	if (stream != SVCLOG_STDOUT && stream != SVCLOG_STDERR)
 		return;
@@ -451,10 +451,20 @@ void svclog_flush(struct svclog *lg, int stream, long long ts_ms)
 	if (p->len == 0)
 		return;
 	split_long(lg, stream, p, 0, ts_ms);
-	emit(lg, stream, p->data, p->len, 0, ts_ms);
+	emit(lg, stream, p->data, p->len, cont, ts_ms);
 	buf_reset(p);
 	flush_out(lg);
 	notify(lg);
+}
+
+void svclog_flush(struct svclog *lg, int stream, long long ts_ms)
+{
+	flush_pend(lg, stream, 0, ts_ms);
+}
+
+void svclog_cut(struct svclog *lg, int stream, long long ts_ms)
+{
+	flush_pend(lg, stream, 1, ts_ms);
 }
 
 /* --- pipes ---------------------------------------------------------------- */
