@@ -21,9 +21,21 @@
  *   deploy_cancel  {"deployment_id","service"}: pipeline_cancel when that
  *                  deployment runs (its deploy_done then says cancelled);
  *                  done at once.
- *   service_logs   {"service","lines"}: the last lines of the serving
- *                  release's log file (logs/RELEASE.log) as exec_output
- *                  events and an exec_exit, like an exec task's output.
+ *   service_logs   {"service","lines"?,"since_ms"?,"follow"?,"raw"?}:
+ *                  the service's output records (svclog_tail of `lines`
+ *                  [200; 10 with follow], or svclog_since since_ms, the
+ *                  last `lines` of them if given; at most 4 MiB) as
+ *                  exec_output events, one line each as
+ *                  "2026-11-22T01:25:00.123Z out text" (the text alone with
+ *                  raw), then an exec_exit (status 0, or 1 with "error").
+ *                  With follow, new records keep coming (batched: 100 ms or
+ *                  8 KiB) until services_cancel (exec_exit "cancelled") or
+ *                  services_stop_follows; a follower that base does not
+ *                  keep up with (more than 256 events unacked) waits while
+ *                  its 256 KiB queue drops the oldest records, shown on
+ *                  stderr as "... --- N bytes dropped". Re-delivered after
+ *                  an agent restart, a follow goes on with the records
+ *                  since this agent started.
  *   service_ctl    {"service","action": stop|start|restart}: act on the
  *                  serving release's supervisor (pipeline_supervisor);
  *                  done at once (a restart starts once the stop ends).
@@ -33,6 +45,14 @@
  * recorded as running whose pipeline is gone (the agent restarted during
  * it) is ended then with deploy_done error. Releases do not survive an
  * agent restart yet (no pipeline_adopt).
+ *
+ * Output: each service's serving release writes to logs/RELEASE.log (a
+ * file: the process outlives the agent). An svctail follows that file into
+ * the service's svclog, logs/service.log (10 MiB x 5 rotated files),
+ * resuming after an agent restart where it stopped (svctail.h), and
+ * switches to the new release's file when the serving release changes
+ * (pipeline on_service), the old one read to its end first. At start every
+ * service with a `current` release is followed again.
  */
 #ifndef DPLOYR_SERVICES_H
 #define DPLOYR_SERVICES_H
@@ -70,5 +90,11 @@ enum services_status services_submit(struct services *ss, const char *task_id, c
 				     size_t errlen);
 /* Deploys in progress. */
 size_t services_busy(const struct services *ss);
+/* Cancel task_id if it is a service_logs follow: its exec_exit says
+ * "cancelled":true. 0, or -1 when no such task follows here. */
+int services_cancel(struct services *ss, const char *task_id);
+/* The agent is stopping: end every follow (exec_exit status 1, "the agent
+ * stopped"). */
+void services_stop_follows(struct services *ss);
 
 #endif
