@@ -154,5 +154,11 @@ void svclog_fmt_ts(long long ts_ms, char out[25]);
 /* Parse one file line (without "\n") into rec (line points into s). 0, or -1
  * if it is not a record. */
 int svclog_parse_line(const char *s, size_t n, struct svclog_rec *rec);
+/* A --since value: a duration before now_ms ("90s", "10m", "2h", "1d",
+ * "1h30m": numbers with units s, m, h, d) or an RFC 3339 time
+ * ("2026-11-22T10:00:00Z", with an optional fraction and a "Z" or
+ * "+HH:MM"/"-HH:MM" offset). 0 with *out (ms since the epoch), or -1 with
+ * a reason in err. */
+int svclog_parse_since(const char *s, long long now_ms, long long *out, char *err, size_t errlen);
 
 #endif
