@@ -26,10 +26,11 @@
  * PATH.off starts at the first byte not yet freed (SEEK_DATA, see below)
  * and skips to the next line, so at most one line is lost or repeated.
  *
- * Freeing: whole blocks before the consumed offset are given back with
- * fallocate(FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE) once punch_min bytes
- * are consumed (after PATH.off is written, so a restart never reads a
- * hole). The file keeps its size (the writer's O_APPEND offset is
+ * Freeing: whole blocks before the consumed offset (but for its last 64
+ * KiB, which pipeline.h may still show as a release's last output) are
+ * given back with fallocate(FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE)
+ * once punch_min bytes more can go (after PATH.off is written, so a
+ * restart never reads a hole). The file keeps its size (the writer's O_APPEND offset is
  * unchanged); its disk use stays bounded. Where the filesystem cannot punch
  * (EOPNOTSUPP: some network and older filesystems) or the file cannot be
  * opened for writing, nothing is freed: the file then grows until the

@@ -38,6 +38,8 @@ struct svc {
 	struct svclog *slog;	 /* logs/service.log, the service's output */
 	struct svctail *tail;	 /* following the serving release's raw file */
 	char *tail_rel;		 /* that release */
+	struct svctail *old_tail; /* the release before, while it stops */
+	long long old_timer;
 	struct svc *next;
 };
 
@@ -470,6 +472,9 @@ out:
 #define LOGS_FOLLOW_QUEUE ((size_t)256 << 10) /* a follower's svclog queue */
 #define LOGS_SPOOL_MAX	  256 /* unacked events above which followers wait */
 #define LOGS_CHUNK	  12288 /* output bytes per exec_output event */
+/* How long the release switched away from is still followed: what it
+ * prints while it stops (STOP_OLD: TERM, KILL after 10 s) is kept too. */
+#define LOGS_OLD_MS 15000
 
 static long long wall_ms(void)
 {
@@ -517,7 +522,30 @@ static void logs_prune_offsets(const char *dir)
 	closedir(d);
 }
 
-/* Follow the serving release's raw file, finishing the previous one. */
+/* The release switched away from is done: read to its end. */
+static void logs_old_done(struct svc *v)
+{
+	if (v->old_timer)
+		loop_timer_cancel(v->ss->loop, v->old_timer);
+	v->old_timer = 0;
+	if (v->old_tail)
+		svctail_finish(v->old_tail);
+	svctail_free(v->old_tail);
+	v->old_tail = NULL;
+}
+
+static void logs_old_cb(struct loop *loop, long long id, void *arg, int mask)
+{
+	struct svc *v = arg;
+	(void)loop;
+	(void)id;
+	(void)mask;
+	v->old_timer = 0;
+	logs_old_done(v);
+}
+
+/* Follow the serving release's raw file. The previous one is read to its
+ * end and still followed for LOGS_OLD_MS (its last words as it stops). */
 static void logs_on_service(struct svc *v)
 {
 	char target[4096], err[512];
@@ -540,15 +568,20 @@ static void logs_on_service(struct svc *v)
 			return;
 		}
 	}
+	char *relcopy = xstrdup(rel); /* rel may live in the pipeline */
+	char *raw = xasprintf("%s/%s.log", dir, relcopy);
+	/* never two tailers on one file (a rollback to it within LOGS_OLD_MS) */
+	if (v->old_tail && !strcmp(svctail_path(v->old_tail), raw))
+		logs_old_done(v);
 	if (v->tail) {
-		svctail_finish(v->tail);
-		svctail_free(v->tail);
+		logs_old_done(v);
+		svctail_poll(v->tail, 0);
+		v->old_tail = v->tail;
+		v->old_timer = loop_timer_add(v->ss->loop, LOGS_OLD_MS, logs_old_cb, v);
 		v->tail = NULL;
 	}
-	char *relcopy = xstrdup(rel); /* rel may live in the pipeline */
 	free(v->tail_rel);
 	v->tail_rel = relcopy;
-	char *raw = xasprintf("%s/%s.log", dir, relcopy);
 	struct svctail_opts to = {.path = raw, .log = v->slog};
 	v->tail = svctail_new(v->ss->loop, &to, err, sizeof(err));
 	if (!v->tail)
@@ -593,6 +626,10 @@ static void logs_start_all(struct services *ss)
 
 static void logs_release(struct svc *v)
 {
+	if (v->old_timer)
+		loop_timer_cancel(v->ss->loop, v->old_timer);
+	svctail_free(v->old_tail);
+	v->old_tail = NULL;
 	svctail_free(v->tail);
 	svclog_free(v->slog);
 	free(v->tail_rel);

@@ -18,6 +18,9 @@
 
 #define MOD   "svctail"
 #define CHUNK 65536
+/* Never freed: the newest consumed bytes, which the pipeline shows as the
+ * tail of a release's output when a (rollback) start fails. */
+#define KEEP_TAIL 65536
 
 struct svctail {
 	struct loop *loop;
@@ -124,7 +127,9 @@ static void punch(struct svctail *t)
 {
 	if (!t->punch || t->fd < 0)
 		return;
-	unsigned long long end = t->off / t->blk * t->blk;
+	if (t->off < KEEP_TAIL)
+		return;
+	unsigned long long end = (t->off - KEEP_TAIL) / t->blk * t->blk;
 	if (end <= t->punched || end - t->punched < t->punch_min)
 		return;
 	if (fallocate(t->fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, (off_t)t->punched,
