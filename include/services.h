@@ -33,9 +33,12 @@
  *                  services_stop_follows; a follower that base does not
  *                  keep up with (more than 256 events unacked) waits while
  *                  its 256 KiB queue drops the oldest records, shown on
- *                  stderr as "... --- N bytes dropped". Re-delivered after
- *                  an agent restart, a follow goes on with the records
- *                  since this agent started.
+ *                  stderr as "... --- N bytes dropped". Where a follow
+ *                  is (the time of the newest record sent and how many
+ *                  had that time) is saved with each batch ("meta",
+ *                  "svclogf/ID"): re-delivered after an agent restart,
+ *                  the follow goes on right after it, so a kill -9 of
+ *                  the agent loses and repeats nothing.
  *   service_ctl    {"service","action": stop|start|restart}: act on the
  *                  serving release's supervisor (pipeline_supervisor);
  *                  done at once (a restart starts once the stop ends).

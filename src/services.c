@@ -6,7 +6,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
-#include <time.h>
 #include <unistd.h>
 
 #include "bp.h"
@@ -24,6 +23,7 @@
 #define LOG_FLUSH_MS  100
 #define LOG_FLUSH_MAX 8192
 #define TASK_PREFIX   "svctask/"
+#define LOGF_PREFIX   "svclogf/"
 
 struct svc {
 	struct services *ss;
@@ -50,6 +50,11 @@ struct logf {
 	char *task;
 	long long fid; /* svclog follower */
 	int raw;
+	/* The newest record sent (in out or spooled): its time, and how many
+	 * records with that time were sent; saved with every batch as
+	 * LOGF_PREFIX TASK, so a follow resumed after an agent restart goes
+	 * on right after it. */
+	long long last_ts, last_n;
 	struct buf out, err; /* formatted, not yet spooled */
 	long long timer;
 	struct logf *next;
@@ -65,7 +70,6 @@ struct services {
 	int meta;
 	struct svc *list;
 	struct logf *follows;
-	long long start_ms; /* wall clock at services_new */
 };
 
 static void logs_start_all(struct services *ss);
@@ -476,13 +480,6 @@ out:
  * prints while it stops (STOP_OLD: TERM, KILL after 10 s) is kept too. */
 #define LOGS_OLD_MS 15000
 
-static long long wall_ms(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_REALTIME, &ts);
-	return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
 /* The serving release of v: the pipeline's, else the one `current` names
  * (after an agent restart, before or without an adopt). NULL if none; the
  * string is owned by the pipeline or lives in buf. */
@@ -599,7 +596,6 @@ static void logs_on_service(struct svc *v)
  * release kept running while the agent was away). */
 static void logs_start_all(struct services *ss)
 {
-	ss->start_ms = wall_ms();
 	DIR *d = opendir(ss->dir);
 	if (!d)
 		return;
@@ -692,11 +688,26 @@ static void logs_exit_txn(struct services *ss, struct store_txn *t, const char *
 	buf_release(&key);
 }
 
-/* The records asked for (since >= 0: since then, the last `lines` of them
- * if lines > 0; else the last `lines`) formatted into out, the newest
- * LOGS_MAX bytes at most. -1 with why. */
-static int logs_collect(struct svc *v, long long lines, long long since, int raw, struct buf *out,
-			char *why, size_t whylen)
+/* Count r as sent (see struct logf). */
+static void logs_sent(long long *last_ts, long long *last_n, const struct svclog_rec *r)
+{
+	if (r->stream == SVCLOG_MARK)
+		return;
+	if (r->ts_ms == *last_ts) {
+		(*last_n)++;
+	} else {
+		*last_ts = r->ts_ms;
+		*last_n = 1;
+	}
+}
+
+/* The records asked for (since >= 0: since then, but for the first `skip`
+ * of time `since`, the last `lines` of them if lines > 0; else the last
+ * `lines`) formatted into out, the newest LOGS_MAX bytes at most; the
+ * newest is counted in *last_ts, *last_n. -1 with why. */
+static int logs_collect(struct svc *v, long long lines, long long since, long long skip, int raw,
+			struct buf *out, long long *last_ts, long long *last_n, char *why,
+			size_t whylen)
 {
 	struct svclog_list l = SVCLOG_LIST_INIT;
 	char err[512];
@@ -707,12 +718,20 @@ static int logs_collect(struct svc *v, long long lines, long long since, int raw
 		svclog_list_release(&l);
 		return -1;
 	}
-	size_t from = since >= 0 && lines > 0 && l.n > (size_t)lines ? l.n - (size_t)lines : 0;
+	size_t first = 0;
+	while (first < l.n && skip > 0 && l.recs[first].ts_ms == since) {
+		first++;
+		skip--;
+	}
+	size_t from = since >= 0 && lines > 0 && l.n - first > (size_t)lines ? l.n - (size_t)lines
+									    : first;
 	size_t i = l.n, bytes = 0;
 	while (i > from && bytes + l.recs[i - 1].len + 32 <= LOGS_MAX)
 		bytes += l.recs[--i].len + 32;
-	for (; i < l.n; i++)
+	for (; i < l.n; i++) {
 		logs_fmt(out, &l.recs[i], raw);
+		logs_sent(last_ts, last_n, &l.recs[i]);
+	}
 	svclog_list_release(&l);
 	return 0;
 }
@@ -725,6 +744,22 @@ static struct logf *logs_find(struct services *ss, const char *task)
 	return NULL;
 }
 
+/* Where a follow is (struct logf), in t; -1 deletes it. */
+static void logs_mark_txn(struct services *ss, struct store_txn *t, const char *task,
+			  long long last_ts, long long last_n)
+{
+	struct buf key = BUF_INIT, val = BUF_INIT;
+	buf_printf(&key, LOGF_PREFIX "%s", task);
+	if (last_n < 0) {
+		store_del(t, ss->meta, key.data, key.len);
+	} else {
+		buf_printf(&val, "%lld %lld", last_ts, last_n);
+		store_put(t, ss->meta, key.data, key.len, val.data, val.len);
+	}
+	buf_release(&key);
+	buf_release(&val);
+}
+
 /* Spool what lf has formatted. */
 static void logs_flush(struct logf *lf)
 {
@@ -734,6 +769,8 @@ static void logs_flush(struct logf *lf)
 	struct store_txn *t = store_txn_begin(lf->ss->store, 0);
 	logs_output_txn(lf->ss, t, lf->task, "stdout", lf->out.data, lf->out.len);
 	logs_output_txn(lf->ss, t, lf->task, "stderr", lf->err.data, lf->err.len);
+	if (lf->last_n > 0)
+		logs_mark_txn(lf->ss, t, lf->task, lf->last_ts, lf->last_n);
 	if (store_txn_commit(t, err, sizeof(err)) < 0)
 		log_error(MOD, "log output not spooled", "task", lf->task, "error", err, NULL);
 	buf_reset(&lf->out);
@@ -774,6 +811,7 @@ static void logs_drain(struct logf *lf)
 		if (svclog_follow_next(lf->v->slog, lf->fid, &r) <= 0)
 			break;
 		logs_fmt(r.stream == SVCLOG_MARK ? &lf->err : &lf->out, &r, lf->raw);
+		logs_sent(&lf->last_ts, &lf->last_n, &r);
 	}
 	if (full && lf->timer) {
 		loop_timer_cancel(lf->ss->loop, lf->timer);
@@ -807,6 +845,7 @@ static void logs_end(struct logf *lf, const char *extra, const char *msg)
 	logs_output_txn(ss, t, lf->task, "stdout", lf->out.data, lf->out.len);
 	logs_output_txn(ss, t, lf->task, "stderr", lf->err.data, lf->err.len);
 	logs_exit_txn(ss, t, lf->task, extra);
+	logs_mark_txn(ss, t, lf->task, 0, -1);
 	if (store_txn_commit(t, err, sizeof(err)) < 0)
 		log_error(MOD, "log follow end not recorded", "task", lf->task, "error", err, NULL);
 	svclog_unfollow(lf->v->slog, lf->fid);
@@ -865,10 +904,11 @@ int services_cancel(struct services *ss, const char *task_id)
 /* service_logs {"service","lines"?,"since_ms"?,"follow"?,"raw"?}: the
  * records asked for as exec_output events, then with follow new records as
  * they come until cancelled, else the exec_exit (status 0, or 1 with
- * "error") at once. resume_since >= 0: the task was following when the
- * agent died; it goes on with the records since then instead. */
+ * "error") at once. resume: the task was following when the agent died;
+ * it goes on right after the last record it sent (LOGF_PREFIX TASK), or
+ * from the start if it sent none. */
 static int service_logs(struct services *ss, const char *task_id, const struct proto_jv *o,
-			long long resume_since, char *err, size_t errlen)
+			int resume, char *err, size_t errlen)
 {
 	const char *name = o ? proto_jv_get_str(o, "service") : NULL;
 	int64_t lines = -1, since = -1;
@@ -881,9 +921,21 @@ static int service_logs(struct services *ss, const char *task_id, const struct p
 	}
 	if (lines < 1)
 		lines = since >= 0 ? 0 : follow ? 10 : 200;
-	if (follow && resume_since >= 0) {
-		since = resume_since;
-		lines = 0;
+	long long skip = 0, last_ts = 0, last_n = 0;
+	if (follow && resume) {
+		struct buf key = BUF_INIT, val = BUF_INIT;
+		buf_printf(&key, LOGF_PREFIX "%s", task_id);
+		struct store_txn *rt = store_txn_begin(ss->store, 1);
+		long long ts, n;
+		if (store_get_buf(rt, ss->meta, key.data, key.len, &val) == 0 &&
+		    sscanf(val.data, "%lld %lld", &ts, &n) == 2 && ts >= 0 && n > 0) {
+			since = ts;
+			skip = n;
+			lines = 0;
+		}
+		store_txn_abort(rt);
+		buf_release(&key);
+		buf_release(&val);
 	}
 	char why[512] = "";
 	struct buf data = BUF_INIT;
@@ -891,11 +943,14 @@ static int service_logs(struct services *ss, const char *task_id, const struct p
 	if (!v || !v->slog)
 		snprintf(why, sizeof(why), "service '%.64s' has no output here", name ? name : "");
 	else
-		logs_collect(v, lines, since, raw, &data, why, sizeof(why));
+		logs_collect(v, lines, since, skip, raw, &data, &last_ts, &last_n, why,
+			     sizeof(why));
 	struct store_txn *t = store_txn_begin(ss->store, 0);
 	logs_output_txn(ss, t, task_id, "stdout", data.data, data.len);
 	buf_release(&data);
 	if (follow && !why[0]) {
+		if (last_n > 0)
+			logs_mark_txn(ss, t, task_id, last_ts, last_n);
 		if (store_txn_commit(t, err, errlen) < 0)
 			return -1;
 		struct logf *lf = xcalloc(1, sizeof(*lf));
@@ -903,6 +958,8 @@ static int service_logs(struct services *ss, const char *task_id, const struct p
 		lf->v = v;
 		lf->task = xstrdup(task_id);
 		lf->raw = raw;
+		lf->last_ts = last_ts;
+		lf->last_n = last_n;
 		buf_init(&lf->out);
 		buf_init(&lf->err);
 		lf->fid = svclog_follow(v->slog, 0, LOGS_FOLLOW_QUEUE, 0, logs_follow_cb, lf);
@@ -920,6 +977,7 @@ static int service_logs(struct services *ss, const char *task_id, const struct p
 		buf_puts(&extra, ",\"status\":0");
 	}
 	logs_exit_txn(ss, t, task_id, extra.data);
+	logs_mark_txn(ss, t, task_id, 0, -1);
 	buf_release(&extra);
 	int rc = store_txn_commit(t, err, errlen);
 	notify(ss);
@@ -928,7 +986,7 @@ static int service_logs(struct services *ss, const char *task_id, const struct p
 
 /* A service_logs task delivered again. Following here: a duplicate.
  * Recorded running but not following: the agent restarted while it ran;
- * it goes on from this agent's start. Done: a duplicate. */
+ * it goes on after the last record it sent. Done: a duplicate. */
 static enum services_status logs_redelivered(struct services *ss, const char *task_id,
 					     int running, const char *payload,
 					     struct buf *result, char *err, size_t errlen)
@@ -940,8 +998,7 @@ static enum services_status logs_redelivered(struct services *ss, const char *ta
 	}
 	char why[256];
 	struct proto_json *doc = proto_json_parse(payload, strlen(payload), why, sizeof(why));
-	int rc = service_logs(ss, task_id, doc ? proto_json_root(doc) : NULL, ss->start_ms, err,
-			      errlen);
+	int rc = service_logs(ss, task_id, doc ? proto_json_root(doc) : NULL, 1, err, errlen);
 	proto_json_free(doc);
 	return rc < 0 ? SERVICES_ERROR : SERVICES_ACCEPTED;
 }
@@ -1040,7 +1097,7 @@ enum services_status services_submit(struct services *ss, const char *task_id, c
 		return SERVICES_ACCEPTED;
 	}
 	if (!strcmp(kind, "service_logs")) {
-		int rc2 = service_logs(ss, task_id, o, -1, err, errlen);
+		int rc2 = service_logs(ss, task_id, o, 0, err, errlen);
 		proto_json_free(doc);
 		return rc2 < 0 ? SERVICES_ERROR : SERVICES_ACCEPTED;
 	}

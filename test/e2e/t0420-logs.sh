@@ -62,6 +62,13 @@ exited() { # PID
 	st=$(cut -d" " -f3 /proc/$1/stat 2>/dev/null)
 	test -z "$st" || test "$st" = Z
 }
+# start `dployr logs ARGS` in the background, its pid in PIDFILE
+bg_logs() { # OUT ERR PIDFILE ARGS...
+	o=$1 e=$2 p=$3
+	shift 3
+	"$DPLOYR" logs "$@" >"$o" 2>"$e" &
+	echo $! >"$p"
+}
 # the raw file is consumed to its end (PATH.off names its size)
 consumed() { # RAWFILE
 	test "$(sed -n "s/^off1 0*\([0-9][0-9]*\) .*/\1/p" "$1.off")" = "$(stat -c %s "$1")"
@@ -121,8 +128,8 @@ test_expect_success 'logs -n: the last lines, timestamped, or raw' '
 
 test_expect_success 'logs -f: new lines within a bounded wait, Ctrl-C ends it cleanly' '
 	now=$(last_tick -n 1) &&
-	"$DPLOYR" logs ticker -f -n 1 --raw >f.out 2>f.err &
-	fpid=$! && echo $fpid >f.pid &&
+	bg_logs f.out f.err f.pid ticker -f -n 1 --raw &&
+	fpid=$(cat f.pid) &&
 	wait_for 20 last_gt f.out $((now + 20)) &&
 	kill -INT $fpid &&
 	wait_for 20 exited $fpid &&
@@ -138,6 +145,21 @@ test_expect_success 'logs -f: new lines within a bounded wait, Ctrl-C ends it cl
 	wait_for 20 grep -q "log follow ended" a1.log
 '
 
+test_expect_success 'logs -f ends with status 1 when the agent stops; it starts again' '
+	bg_logs g.out g.err g.pid ticker -f -n 1 &&
+	gpid=$(cat g.pid) &&
+	wait_for 20 grep -q " out tick " g.out &&
+	kill -TERM "$(cat a1.pid)" &&
+	wait_for 20 exited "$(cat a1.pid)" &&
+	wait_for 20 exited $gpid &&
+	{ wait $gpid; echo $? >g.rc; } &&
+	rm g.pid a1.pid &&
+	test "$(cat g.rc)" = 1 &&
+	grep -q "^dployr: the agent stopped; the follow ended$" g.err &&
+	start_agent a1 &&
+	wait_for 20 online web-1
+'
+
 test_expect_success 'logs --since: a duration, an RFC 3339 time, and a bad value' '
 	dployr logs ticker --since 1s >s1.out &&
 	test $(wc -l <s1.out) -ge 1 &&
@@ -149,6 +171,9 @@ test_expect_success 'logs --since: a duration, an RFC 3339 time, and a bad value
 
 test_expect_success 'kill -9 of the agent: lines printed meanwhile are kept, once each' '
 	raw=$(ls a1/services/ticker/logs/d-*.log) &&
+	bg_logs k.out k.err k.pid ticker -f -n 1 --raw &&
+	kpid=$(cat k.pid) &&
+	wait_for 20 grep -q "^tick " k.out &&
 	kill -9 "$(cat a1.pid)" && rm a1.pid &&
 	before=$(sed -n "\$s/^tick //p" "$raw") &&
 	wait_for 20 last_gt "$raw" $((before + 30)) &&
@@ -164,7 +189,17 @@ test_expect_success 'kill -9 of the agent: lines printed meanwhile are kept, onc
 	sort -n -u all.nums | test_cmp all.nums - &&
 	test "$(head -n 1 all.nums)" = 0 &&
 	test $(( $(tail -n 1 all.nums) + 1 )) = $(wc -l <all.nums) &&
-	sed -n "s/^tick //p" "$raw" | test_cmp all.nums -
+	sed -n "s/^tick //p" "$raw" | test_cmp all.nums - &&
+	# the follow went on across the restart: each line once, none missing
+	wait_for 20 last_gt k.out $(( $(tail -n 1 all.nums) - 1 )) &&
+	kill -INT $kpid &&
+	wait_for 20 exited $kpid &&
+	{ wait $kpid; echo $? >k.rc; } &&
+	rm k.pid &&
+	test "$(cat k.rc)" = 0 &&
+	sed "s/^tick //" k.out >k.nums &&
+	first=$(head -n 1 k.nums) &&
+	sed -n "/^$first\$/,\$p" all.nums | test_cmp - k.nums
 '
 
 test_expect_success 'logs --since a time from the log: that record and the ones after' '
@@ -212,6 +247,10 @@ test_expect_success 'rotation keeps history; consumed raw output is freed' '
 	if echo probe >probe && fallocate -p -o 0 -l 4096 probe 2>/dev/null; then
 		test $(( $(stat -c %b "$raw") * 512 )) -lt $((1024 * 1024))
 	fi
+'
+
+test_expect_success 'no sanitizer reports (when built with them)' '
+	test_scan_sanitizer_logs
 '
 
 kill_saved
