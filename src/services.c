@@ -836,9 +836,7 @@ static void logs_end(struct logf *lf, const char *extra, const char *msg)
 {
 	struct services *ss = lf->ss;
 	char err[256];
-	while (svclog_follow_next(lf->v->slog, lf->fid, &(struct svclog_rec){0}) > 0 &&
-	       lf->out.len + lf->err.len < LOGS_MAX)
-		; /* what is queued was already shown as dropped or is dropped here */
+	/* what is still queued in the svclog goes with the follower */
 	if (msg)
 		buf_puts(&lf->err, msg);
 	struct store_txn *t = store_txn_begin(ss->store, 0);
