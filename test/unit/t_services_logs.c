@@ -220,3 +220,51 @@ TEST(services_logs_follow_resumes_after_restart_without_repeats)
 	buf_release(&ex);
 	env_release(&e);
 }
+
+/* Events base has not acked yet, beyond a bound: a follower waits, and its
+ * bounded queue drops the oldest lines (said on stderr) instead of growing
+ * the spool or blocking the service. */
+TEST(services_logs_slow_follower_drops_oldest)
+{
+	struct env e;
+	char err[256];
+	env_init(&e);
+	out("start\n");
+	env_up(&e);
+	struct buf f = BUF_INIT, ex = BUF_INIT;
+	CHECK_INT(submit(&e, "t-5", "{\"service\":\"web\",\"lines\":1,\"follow\":true,\"raw\":true}"),
+		  SERVICES_ACCEPTED);
+	for (int i = 0; i < 300; i++)
+		CHECK(spool_add(e.sp, "filler", "{}", err, sizeof(err)) > 0);
+	uint64_t last = spool_last_seq(e.sp);
+	/* 2 MiB of output while base takes nothing */
+	struct buf big = BUF_INIT;
+	for (int i = 0; i < 20000; i++)
+		buf_printf(&big, "line %06d %s\n", i,
+			   "................................................................"
+			   "..........................");
+	out(big.data);
+	for (int i = 0; i < 30; i++)
+		loop_run_once(e.loop, 50);
+	/* nothing spooled for the follower meanwhile, beyond one batch */
+	CHECK(spool_last_seq(e.sp) - last <= 2);
+	/* base catches up: what is left comes, with the gap said */
+	CHECK(spool_ack(e.sp, spool_last_seq(e.sp), err, sizeof(err)) >= 0);
+	struct buf text = BUF_INIT;
+	for (int i = 0; i < 100 && !(text.data && strstr(text.data, "line 019999 ")); i++) {
+		loop_run_once(e.loop, 50);
+		events(&e, "t-5", &text, NULL);
+	}
+	if (!strstr(text.data, "line 019999 "))
+		harness_fail(__FILE__, __LINE__, "%zu bytes, ending '%s'", text.len,
+			     text.len > 200 ? text.data + text.len - 200 : text.data);
+	CHECK(strstr(text.data, "line 000100 ") == NULL);
+	CHECK(strstr(text.data, " bytes dropped\n") != NULL);
+	CHECK(text.len < 600000);
+	CHECK_INT(services_cancel(e.ss, "t-5"), 0);
+	buf_release(&big);
+	buf_release(&text);
+	buf_release(&f);
+	buf_release(&ex);
+	env_release(&e);
+}
