@@ -61,8 +61,8 @@ int logs_main(int argc, char **argv)
 				return 2;
 			if (!*lines || strspn(lines, "0123456789") != strlen(lines) ||
 			    strlen(lines) > 6 || atoi(lines) < 1 || atoi(lines) > 100000)
-				return cli_usage(&cli, "-n: '%s' is not a number of lines (1 to 100000)",
-						 lines);
+				return cli_usage(
+				    &cli, "-n: '%s' is not a number of lines (1 to 100000)", lines);
 		} else if (!strncmp(argv[i], "--since", 7)) {
 			char err[256];
 			if (!(since = cli_value(&cli, argc, argv, &i, "--since")))
@@ -118,7 +118,8 @@ int logs_main(int argc, char **argv)
 		if (body.len > 1)
 			body.len--;
 		buf_putc(&body, '}');
-		if (client_call(cl, "POST", path, body.data, NULL, &doc, NULL, err, sizeof(err)) < 0)
+		if (client_call(cl, "POST", path, body.data, NULL, &doc, NULL, err, sizeof(err)) <
+		    0)
 			cli_fail(&cli, "%s", err);
 		else if (!doc || !(task = proto_jv_get_str(proto_json_root(doc), "task_id")))
 			cli_fail(&cli, "bad reply from base: no task id");
@@ -128,8 +129,8 @@ int logs_main(int argc, char **argv)
 			 * SIGINT ignored; the stream takes it over (signalfd): the
 			 * first Ctrl-C cancels the follow, which then ends */
 			signal(SIGINT, SIG_DFL);
-			int s = client_task_stream(cl, task, out_cb, NULL, NULL, &ex, err,
-						   sizeof(err));
+			int s =
+			    client_task_stream(cl, task, out_cb, NULL, NULL, &ex, err, sizeof(err));
 			if (s == CLIENT_INTERRUPTED)
 				rc = 128 + SIGINT;
 			else if (s < 0)

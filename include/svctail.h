@@ -23,8 +23,11 @@
  * pwrite, a few microseconds). PATH.off holds one fixed-size line
  * (svctail_fmt_off) with the file's inode: a different inode (the file was
  * replaced) or an offset beyond the end (truncated) starts at 0; a corrupt
- * PATH.off starts at the first byte not yet freed (SEEK_DATA, see below)
- * and skips to the next line, so at most one line is lost or repeated.
+ * PATH.off starts at the next line after the first byte not yet freed
+ * (SEEK_DATA, see below): nothing is lost, and what was consumed but not
+ * freed (the last 64 KiB at least; all of it where nothing is freed) is
+ * fed again. (A new file that reuses the old inode number is taken for
+ * the old one; the pipeline never replaces a release's file.)
  *
  * Freeing: whole blocks before the consumed offset (but for its last 64
  * KiB, which pipeline.h may still show as a release's last output) are
@@ -56,14 +59,14 @@
 
 /* Zero fields take the defaults in brackets. */
 struct svctail_opts {
-	const char *path;    /* the raw file (required) */
-	struct svclog *log;  /* where records go (required, borrowed) */
-	long long poll_ms;   /* fallback check interval [1000] */
-	size_t max_line;     /* a line is cut after this many bytes [64 KiB] */
-	size_t max_read;     /* bytes read per loop turn [256 KiB] */
-	size_t punch_min;    /* free consumed blocks by at least this much [64 KiB] */
-	int no_punch;	     /* 1: never free consumed bytes */
-	int no_watch;	     /* 1: no inotify and no timer (drive with svctail_poll) */
+	const char *path;   /* the raw file (required) */
+	struct svclog *log; /* where records go (required, borrowed) */
+	long long poll_ms;  /* fallback check interval [1000] */
+	size_t max_line;    /* a line is cut after this many bytes [64 KiB] */
+	size_t max_read;    /* bytes read per loop turn [256 KiB] */
+	size_t punch_min;   /* free consumed blocks by at least this much [64 KiB] */
+	int no_punch;	    /* 1: never free consumed bytes */
+	int no_watch;	    /* 1: no inotify and no timer (drive with svctail_poll) */
 };
 
 /* Opens PATH.off (creating it, 0640) and PATH if it exists, and starts
@@ -94,8 +97,7 @@ int svctail_punching(const struct svctail *t);
 /* PATH.off's content: "off1 OFFSET INODE CHECK\n", OFFSET and INODE with
  * 20 digits, CHECK 8 hex digits (FNV-1a of what precedes it), 56 bytes. */
 #define SVCTAIL_OFF_LEN 56
-void svctail_fmt_off(unsigned long long off, unsigned long long ino,
-		     char out[SVCTAIL_OFF_LEN + 1]);
+void svctail_fmt_off(unsigned long long off, unsigned long long ino, char out[SVCTAIL_OFF_LEN + 1]);
 /* 0 with *off and *ino, or -1 if s (n bytes) is not exactly such a line. */
 int svctail_parse_off(const char *s, size_t n, unsigned long long *off, unsigned long long *ino);
 

@@ -34,10 +34,10 @@ struct svc {
 	char *upload; /* its archive (source: upload), removed at the end */
 	struct buf log;
 	long long flush_timer;
-	long long restart_timer; /* restart: waiting for the stop to end */
-	struct svclog *slog;	 /* logs/service.log, the service's output */
-	struct svctail *tail;	 /* following the serving release's raw file */
-	char *tail_rel;		 /* that release */
+	long long restart_timer;  /* restart: waiting for the stop to end */
+	struct svclog *slog;	  /* logs/service.log, the service's output */
+	struct svctail *tail;	  /* following the serving release's raw file */
+	char *tail_rel;		  /* that release */
 	struct svctail *old_tail; /* the release before, while it stops */
 	long long old_timer;
 	struct svc *next;
@@ -474,8 +474,8 @@ out:
 #define LOGS_FILE_MAX	  ((size_t)10 << 20)
 #define LOGS_KEEP	  5
 #define LOGS_FOLLOW_QUEUE ((size_t)256 << 10) /* a follower's svclog queue */
-#define LOGS_SPOOL_MAX	  256 /* unacked events above which followers wait */
-#define LOGS_CHUNK	  12288 /* output bytes per exec_output event */
+#define LOGS_SPOOL_MAX	  256		      /* unacked events above which followers wait */
+#define LOGS_CHUNK	  12288		      /* output bytes per exec_output event */
 /* How long the release switched away from is still followed: what it
  * prints while it stops (STOP_OLD: TERM, KILL after 10 s) is kept too. */
 #define LOGS_OLD_MS 15000
@@ -723,8 +723,8 @@ static int logs_collect(struct svc *v, long long lines, long long since, long lo
 		first++;
 		skip--;
 	}
-	size_t from = since >= 0 && lines > 0 && l.n - first > (size_t)lines ? l.n - (size_t)lines
-									    : first;
+	size_t from =
+	    since >= 0 && lines > 0 && l.n - first > (size_t)lines ? l.n - (size_t)lines : first;
 	size_t i = l.n, bytes = 0;
 	while (i > from && bytes + l.recs[i - 1].len + 32 <= LOGS_MAX)
 		bytes += l.recs[--i].len + 32;
@@ -818,8 +818,8 @@ static void logs_drain(struct logf *lf)
 		lf->timer = 0;
 	}
 	if (!lf->timer && (full || lf->out.len || lf->err.len))
-		lf->timer = loop_timer_add(lf->ss->loop, full ? 0 : LOG_FLUSH_MS,
-					   logs_follow_timer, lf);
+		lf->timer =
+		    loop_timer_add(lf->ss->loop, full ? 0 : LOG_FLUSH_MS, logs_follow_timer, lf);
 }
 
 static void logs_follow_cb(struct loop *loop, long long id, void *arg, int mask)
@@ -985,9 +985,9 @@ static int service_logs(struct services *ss, const char *task_id, const struct p
 /* A service_logs task delivered again. Following here: a duplicate.
  * Recorded running but not following: the agent restarted while it ran;
  * it goes on after the last record it sent. Done: a duplicate. */
-static enum services_status logs_redelivered(struct services *ss, const char *task_id,
-					     int running, const char *payload,
-					     struct buf *result, char *err, size_t errlen)
+static enum services_status logs_redelivered(struct services *ss, const char *task_id, int running,
+					     const char *payload, struct buf *result, char *err,
+					     size_t errlen)
 {
 	if (logs_find(ss, task_id) || !running) {
 		if (!running && result)

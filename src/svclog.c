@@ -243,8 +243,11 @@ static long long parse_duration(const char *s)
 				return -1;
 			v = v * 10 + (*s - '0');
 		}
-		long long unit = *s == 's' ? 1000 : *s == 'm' ? 60000 : *s == 'h' ? 3600000
-				: *s == 'd' ? 86400000 : 0;
+		long long unit = *s == 's'   ? 1000
+				 : *s == 'm' ? 60000
+				 : *s == 'h' ? 3600000
+				 : *s == 'd' ? 86400000
+					     : 0;
 		if (!nd || !unit)
 			return -1;
 		s++;

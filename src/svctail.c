@@ -29,12 +29,12 @@ struct svctail {
 	char *offpath;
 	long long poll_ms;
 	size_t max_line, max_read, punch_min;
-	int fd;			 /* the raw file, -1 while missing */
-	int rw;			 /* fd is open for writing (punching possible) */
-	unsigned long long ino;	 /* of fd */
-	int offfd;		 /* PATH.off */
-	unsigned long long off;	 /* consumed: the end of the last line fed */
-	unsigned long long rd;	 /* read up to here: pend holds off..rd */
+	int fd;			    /* the raw file, -1 while missing */
+	int rw;			    /* fd is open for writing (punching possible) */
+	unsigned long long ino;	    /* of fd */
+	int offfd;		    /* PATH.off */
+	unsigned long long off;	    /* consumed: the end of the last line fed */
+	unsigned long long rd;	    /* read up to here: pend holds off..rd */
 	unsigned long long punched; /* freed up to here (block aligned) */
 	unsigned long long freed;
 	unsigned long long blk;
@@ -134,8 +134,9 @@ static void punch(struct svctail *t)
 		return;
 	if (fallocate(t->fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, (off_t)t->punched,
 		      (off_t)(end - t->punched)) < 0) {
-		log_warn(MOD, "consumed output cannot be freed here; the file grows until its "
-			      "release is pruned",
+		log_warn(MOD,
+			 "consumed output cannot be freed here; the file grows until its "
+			 "release is pruned",
 			 "path", t->path, "error", strerror(errno), NULL);
 		t->punch = 0;
 		return;

@@ -97,9 +97,9 @@ TEST(api_logs_route_passes_lines_since_follow_raw)
 				 .title = "t"};
 	CHECK_INT(deploys_add(t, cfg.rng, &in, 1000, NULL, err, sizeof err), 0);
 	CHECK_INT(store_txn_commit(t, err, sizeof err), 0);
-	CHECK_INT(post(&cfg, auth, "/v1/services/api/logs", "{\"follow\":true}", "error", v,
-		       sizeof v),
-		  409);
+	CHECK_INT(
+	    post(&cfg, auth, "/v1/services/api/logs", "{\"follow\":true}", "error", v, sizeof v),
+	    409);
 	snprintf(fake.online, sizeof fake.online, "%.20s", id);
 
 	/* every bad field is named */

@@ -161,8 +161,9 @@ TEST(services_logs_tail_follow_cancel)
 	CHECK(strstr(ex.data, "\"status\":1") && strstr(ex.data, "has no output here"));
 
 	/* follow: the backlog, then new lines; cancel ends it */
-	CHECK_INT(submit(&e, "t-3", "{\"service\":\"web\",\"lines\":1,\"follow\":true,\"raw\":true}"),
-		  SERVICES_ACCEPTED);
+	CHECK_INT(
+	    submit(&e, "t-3", "{\"service\":\"web\",\"lines\":1,\"follow\":true,\"raw\":true}"),
+	    SERVICES_ACCEPTED);
 	buf_reset(&ex);
 	events(&e, "t-3", &f, &ex);
 	CHECK_STR(f.data, "beta\n");
@@ -232,8 +233,9 @@ TEST(services_logs_slow_follower_drops_oldest)
 	out("start\n");
 	env_up(&e);
 	struct buf f = BUF_INIT, ex = BUF_INIT;
-	CHECK_INT(submit(&e, "t-5", "{\"service\":\"web\",\"lines\":1,\"follow\":true,\"raw\":true}"),
-		  SERVICES_ACCEPTED);
+	CHECK_INT(
+	    submit(&e, "t-5", "{\"service\":\"web\",\"lines\":1,\"follow\":true,\"raw\":true}"),
+	    SERVICES_ACCEPTED);
 	for (int i = 0; i < 300; i++)
 		CHECK(spool_add(e.sp, "filler", "{}", err, sizeof(err)) > 0);
 	uint64_t last = spool_last_seq(e.sp);

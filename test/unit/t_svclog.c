@@ -592,8 +592,7 @@ TEST(svclog_parse_since_durations_and_times)
 	CHECK_INT(v, 1795341600000LL);
 	CHECK_INT(svclog_parse_since("2026-11-22T10:00:00.5Z", now, &v, err, sizeof(err)), 0);
 	CHECK_INT(v, 1795341600500LL);
-	CHECK_INT(svclog_parse_since("2026-11-22T12:00:00.123456+02:00", now, &v, err,
-				     sizeof(err)),
+	CHECK_INT(svclog_parse_since("2026-11-22T12:00:00.123456+02:00", now, &v, err, sizeof(err)),
 		  0);
 	CHECK_INT(v, 1795341600123LL);
 	CHECK_INT(svclog_parse_since("2026-11-22T05:00:00-05:00", now, &v, err, sizeof(err)), 0);

@@ -260,8 +260,7 @@ static int can_punch(void)
 {
 	int fd = open("probe", O_RDWR | O_CREAT | O_TRUNC, 0600);
 	char z[65536] = {1};
-	int ok = fd >= 0 && write(fd, z, sizeof(z)) == (ssize_t)sizeof(z) &&
-		 fsync(fd) == 0 &&
+	int ok = fd >= 0 && write(fd, z, sizeof(z)) == (ssize_t)sizeof(z) && fsync(fd) == 0 &&
 		 fallocate(fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, 0, 65536) == 0;
 	if (fd >= 0)
 		close(fd);
