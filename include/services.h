@@ -21,9 +21,24 @@
  *   deploy_cancel  {"deployment_id","service"}: pipeline_cancel when that
  *                  deployment runs (its deploy_done then says cancelled);
  *                  done at once.
- *   service_logs   {"service","lines"}: the last lines of the serving
- *                  release's log file (logs/RELEASE.log) as exec_output
- *                  events and an exec_exit, like an exec task's output.
+ *   service_logs   {"service","lines"?,"since_ms"?,"follow"?,"raw"?}:
+ *                  the service's output records (svclog_tail of `lines`
+ *                  [200; 10 with follow], or svclog_since since_ms, the
+ *                  last `lines` of them if given; at most 4 MiB) as
+ *                  exec_output events, one line each as
+ *                  "2026-11-22T01:25:00.123Z out text" (the text alone with
+ *                  raw), then an exec_exit (status 0, or 1 with "error").
+ *                  With follow, new records keep coming (batched: 100 ms or
+ *                  8 KiB) until services_cancel (exec_exit "cancelled") or
+ *                  services_stop_follows; a follower that base does not
+ *                  keep up with (more than 256 events unacked) waits while
+ *                  its 256 KiB queue drops the oldest records, shown on
+ *                  stderr as "... --- N bytes dropped". Where a follow
+ *                  is (the time of the newest record sent and how many
+ *                  had that time) is saved with each batch ("meta",
+ *                  "svclogf/ID"): re-delivered after an agent restart,
+ *                  the follow goes on right after it, so a kill -9 of
+ *                  the agent loses and repeats nothing.
  *   service_ctl    {"service","action": stop|start|restart}: act on the
  *                  serving release's supervisor (pipeline_supervisor);
  *                  done at once (a restart starts once the stop ends).
@@ -109,6 +124,14 @@
  * key DATA/secrets.key (32 random bytes, 0600, made on first use); never
  * logged. Without the key (or with another) the service is adopted if it
  * runs but not started: deploy it again.
+ *
+ * Output: each service's serving release writes to logs/RELEASE.log (a
+ * file: the process outlives the agent). An svctail follows that file into
+ * the service's svclog, logs/service.log (10 MiB x 5 rotated files),
+ * resuming after an agent restart where it stopped (svctail.h), and
+ * switches to the new release's file when the serving release changes
+ * (pipeline on_service), the old one read to its end first. At start every
+ * service with a `current` release is followed again.
  */
 #ifndef DPLOYR_SERVICES_H
 #define DPLOYR_SERVICES_H
@@ -146,6 +169,12 @@ enum services_status services_submit(struct services *ss, const char *task_id, c
 				     size_t errlen);
 /* Deploys in progress. */
 size_t services_busy(const struct services *ss);
+/* Cancel task_id if it is a service_logs follow: its exec_exit says
+ * "cancelled":true. 0, or -1 when no such task follows here. */
+int services_cancel(struct services *ss, const char *task_id);
+/* The agent is stopping: end every follow (exec_exit status 1, "the agent
+ * stopped"). */
+void services_stop_follows(struct services *ss);
 
 /* Serve web and static services through Caddy (see above): listen_host is
  * the IP the site ports bind to (NULL: every address), caddy the program

@@ -94,6 +94,9 @@ int svclog_open_pipes(const struct svclog *lg);
 void svclog_feed(struct svclog *lg, int stream, const void *data, size_t n, long long ts_ms);
 /* Cut the unfinished line of stream (if any) into a record now. */
 void svclog_flush(struct svclog *lg, int stream, long long ts_ms);
+/* Like svclog_flush, but the record is marked continued: the line goes on
+ * in the next bytes fed (a caller cutting an over-long line). */
+void svclog_cut(struct svclog *lg, int stream, long long ts_ms);
 
 /* Records lost by failing file writes. */
 unsigned long long svclog_lost(const struct svclog *lg);
@@ -151,5 +154,11 @@ void svclog_fmt_ts(long long ts_ms, char out[25]);
 /* Parse one file line (without "\n") into rec (line points into s). 0, or -1
  * if it is not a record. */
 int svclog_parse_line(const char *s, size_t n, struct svclog_rec *rec);
+/* A --since value: a duration before now_ms ("90s", "10m", "2h", "1d",
+ * "1h30m": numbers with units s, m, h, d) or an RFC 3339 time
+ * ("2026-11-22T10:00:00Z", with an optional fraction and a "Z" or
+ * "+HH:MM"/"-HH:MM" offset). 0 with *out (ms since the epoch), or -1 with
+ * a reason in err. */
+int svclog_parse_since(const char *s, long long now_ms, long long *out, char *err, size_t errlen);
 
 #endif

@@ -522,7 +522,8 @@ static void on_message(struct conn *c, void *arg, enum ws_type type, const void 
 				 NULL);
 		break;
 	case PROTO_CANCEL:
-		if (taskrun_cancel(a->tr, m.u.cancel.task_id) < 0)
+		if (taskrun_cancel(a->tr, m.u.cancel.task_id) < 0 &&
+		    services_cancel(a->svcs, m.u.cancel.task_id) < 0)
 			log_info(MOD, "cancel for a task not running", "task", m.u.cancel.task_id,
 				 NULL);
 		break;
@@ -764,6 +765,7 @@ static void enter(struct agent *a, enum state from)
 			a->conn = NULL;
 		}
 		taskrun_cancel_all(a->tr);
+		services_stop_follows(a->svcs);
 		a->stop_timer = loop_timer_add(a->loop, AGENT_STOP_MS, stop_cb, a);
 		check_stopped(a);
 		break;

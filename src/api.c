@@ -959,9 +959,12 @@ out:
 	proto_json_free(doc);
 }
 
-/* POST /v1/services/S/logs {"lines":N}: a task for the service's agent
- * that sends the tail of the serving release's output as task output
- * (read it with GET /v1/tasks/ID/stream, as for exec). POST
+/* POST /v1/services/S/logs {"lines":N?,"since_ms":MS?,"follow":B?,
+ * "raw":B?}: a task for the service's agent that sends the service's
+ * output records (the last N, or those since MS; with follow, new ones
+ * until the task is cancelled) as task output (read it with GET
+ * /v1/tasks/ID/stream, as for exec; cancel with POST /v1/tasks/ID/cancel
+ * or "cancel" on the stream). POST
  * /v1/services/S/stop|start|restart: a service_ctl task, whose exit status
  * says whether the agent could (GET /v1/tasks/ID). */
 static void do_service_task(const struct api_config *cfg, struct store_txn *t, const char *service,
@@ -971,7 +974,8 @@ static void do_service_task(const struct api_config *cfg, struct store_txn *t, c
 	struct deploys_rec *all = NULL;
 	size_t n = 0;
 	char id[QUEUE_ID_MAX];
-	int64_t lines = 200;
+	int64_t lines = 0, since = -1;
+	int follow = 0, raw = 0;
 	if (!deploys_name_valid(service)) {
 		fail(r, 400, "service name '%s' is invalid", service);
 		return;
@@ -979,9 +983,22 @@ static void do_service_task(const struct api_config *cfg, struct store_txn *t, c
 	struct proto_json *doc = req->body_len ? body_object(req, r) : NULL;
 	if (req->body_len && !doc)
 		return;
-	const struct proto_jv *lv = doc ? proto_jv_get(proto_json_root(doc), "lines") : NULL;
-	if (lv && (proto_jv_int(lv, &lines) < 0 || lines < 1 || lines > 100000)) {
-		fail(r, 400, "request body: 'lines' must be 1 to 100000");
+	const struct proto_jv *root = doc ? proto_json_root(doc) : NULL;
+	const struct proto_jv *lv = root ? proto_jv_get(root, "lines") : NULL;
+	const struct proto_jv *sv = root ? proto_jv_get(root, "since_ms") : NULL;
+	const struct proto_jv *fv = root ? proto_jv_get(root, "follow") : NULL;
+	const struct proto_jv *rv = root ? proto_jv_get(root, "raw") : NULL;
+	const char *bad[3];
+	int nbad = 0;
+	if (lv && (proto_jv_int(lv, &lines) < 0 || lines < 1 || lines > 100000))
+		bad[nbad++] = "'lines' must be 1 to 100000";
+	if (sv && (proto_jv_int(sv, &since) < 0 || since < 0))
+		bad[nbad++] = "'since_ms' must be milliseconds since the epoch";
+	if ((fv && proto_jv_bool(fv, &follow) < 0) || (rv && proto_jv_bool(rv, &raw) < 0))
+		bad[nbad++] = "'follow' and 'raw' must be true or false";
+	if (nbad) {
+		fail(r, 400, "request body: %s%s%s%s%s", bad[0], nbad > 1 ? "; " : "",
+		     nbad > 1 ? bad[1] : "", nbad > 2 ? "; " : "", nbad > 2 ? bad[2] : "");
 		goto out;
 	}
 	if (deploys_list(t, CLUSTER, service, 0, 1, &all, &n) < 0) {
@@ -1001,9 +1018,17 @@ static void do_service_task(const struct api_config *cfg, struct store_txn *t, c
 	struct buf pl = BUF_INIT;
 	buf_puts(&pl, "{\"service\":");
 	buf_json_cstr(&pl, service);
-	if (logs)
-		buf_printf(&pl, ",\"lines\":%lld}", (long long)lines);
-	else
+	if (logs) {
+		if (lines > 0)
+			buf_printf(&pl, ",\"lines\":%lld", (long long)lines);
+		if (since >= 0)
+			buf_printf(&pl, ",\"since_ms\":%lld", (long long)since);
+		if (follow)
+			buf_puts(&pl, ",\"follow\":true");
+		if (raw)
+			buf_puts(&pl, ",\"raw\":true");
+		buf_putc(&pl, '}');
+	} else
 		buf_printf(&pl, ",\"action\":\"%s\"}", action);
 	int rc = queue_add(t, cfg->rng, all[0].instance, logs ? "service_logs" : "service_ctl",
 			   pl.data, (int64_t)time(NULL) * 1000, id);

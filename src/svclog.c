@@ -229,6 +229,103 @@ int svclog_parse_line(const char *s, size_t n, struct svclog_rec *rec)
 	return 0;
 }
 
+/* "1h30m" -> ms; -1 if s is not such a duration. */
+static long long parse_duration(const char *s)
+{
+	long long total = 0;
+	if (!*s)
+		return -1;
+	while (*s) {
+		long long v = 0;
+		int nd = 0;
+		for (; *s >= '0' && *s <= '9'; s++, nd++) {
+			if (v > 1000000000LL)
+				return -1;
+			v = v * 10 + (*s - '0');
+		}
+		long long unit = *s == 's'   ? 1000
+				 : *s == 'm' ? 60000
+				 : *s == 'h' ? 3600000
+				 : *s == 'd' ? 86400000
+					     : 0;
+		if (!nd || !unit)
+			return -1;
+		s++;
+		total += v * unit;
+		if (total > 100LL * 365 * 86400000)
+			return -1;
+	}
+	return total;
+}
+
+/* RFC 3339 -> ms since the epoch; -1 if s is not one. */
+static long long parse_rfc3339(const char *s)
+{
+	size_t n = strlen(s);
+	if (n < 20 || s[4] != '-' || s[7] != '-' || (s[10] != 'T' && s[10] != 't') ||
+	    s[13] != ':' || s[16] != ':')
+		return -1;
+	int y = digits(s, 4), mo = digits(s + 5, 2), d = digits(s + 8, 2);
+	int h = digits(s + 11, 2), mi = digits(s + 14, 2), se = digits(s + 17, 2);
+	static const int mdays[] = {31, 29, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31};
+	if (y < 1970 || mo < 1 || mo > 12 || d < 1 || d > mdays[mo - 1] || h < 0 || h > 23 ||
+	    mi < 0 || mi > 59 || se < 0 || se > 60)
+		return -1;
+	const char *p = s + 19;
+	long long ms = 0;
+	if (*p == '.') {
+		p++;
+		int nd = 0;
+		for (; *p >= '0' && *p <= '9'; p++, nd++)
+			if (nd < 3)
+				ms = ms * 10 + (*p - '0');
+		if (!nd)
+			return -1;
+		for (; nd < 3; nd++)
+			ms *= 10;
+	}
+	long long off = 0;
+	if (*p == 'Z' || *p == 'z') {
+		p++;
+	} else if ((*p == '+' || *p == '-') && strlen(p) == 6 && p[3] == ':') {
+		int oh = digits(p + 1, 2), om = digits(p + 4, 2);
+		if (oh < 0 || oh > 23 || om < 0 || om > 59)
+			return -1;
+		off = ((long long)oh * 60 + om) * 60000 * (*p == '+' ? 1 : -1);
+		p += 6;
+	} else {
+		return -1;
+	}
+	if (*p)
+		return -1;
+	struct tm tm = {.tm_year = y - 1900,
+			.tm_mon = mo - 1,
+			.tm_mday = d,
+			.tm_hour = h,
+			.tm_min = mi,
+			.tm_sec = se};
+	return (long long)timegm(&tm) * 1000 + ms - off;
+}
+
+int svclog_parse_since(const char *s, long long now_ms, long long *out, char *err, size_t errlen)
+{
+	long long v = parse_duration(s);
+	if (v >= 0) {
+		*out = now_ms - v;
+		return 0;
+	}
+	v = parse_rfc3339(s);
+	if (v >= 0) {
+		*out = v;
+		return 0;
+	}
+	snprintf(err, errlen,
+		 "'%.64s' is neither a duration (10m, 2h, 1d, 1h30m) nor an RFC 3339 time "
+		 "(2026-11-22T10:00:00Z)",
+		 s);
+	return -1;
+}
+
 static int open_file(struct svclog *lg, int trunc, char *err, size_t errlen)
 {
 	int fd =
@@ -443,7 +540,7 @@ void svclog_feed(struct svclog *lg, int stream, const void *data, size_t n, long
 	flush_out(lg);
 }
 
-void svclog_flush(struct svclog *lg, int stream, long long ts_ms)
+static void flush_pend(struct svclog *lg, int stream, int cont, long long ts_ms)
 {
 	if (stream != SVCLOG_STDOUT && stream != SVCLOG_STDERR)
 		return;
@@ -451,10 +548,20 @@ void svclog_flush(struct svclog *lg, int stream, long long ts_ms)
 	if (p->len == 0)
 		return;
 	split_long(lg, stream, p, 0, ts_ms);
-	emit(lg, stream, p->data, p->len, 0, ts_ms);
+	emit(lg, stream, p->data, p->len, cont, ts_ms);
 	buf_reset(p);
 	flush_out(lg);
 	notify(lg);
+}
+
+void svclog_flush(struct svclog *lg, int stream, long long ts_ms)
+{
+	flush_pend(lg, stream, 0, ts_ms);
+}
+
+void svclog_cut(struct svclog *lg, int stream, long long ts_ms)
+{
+	flush_pend(lg, stream, 1, ts_ms);
 }
 
 /* --- pipes ---------------------------------------------------------------- */

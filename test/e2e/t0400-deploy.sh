@@ -213,7 +213,7 @@ status_of() { # ID
 
 test_expect_success 'logs: the serving release output, and a deploy log' '
 	dployr logs api -n 5 >logs.out &&
-	grep -q "^serving on $(cat port1)$" logs.out &&
+	grep -q " out serving on $(cat port1)$" logs.out &&
 	first=$(dployr deployments api -o json | $PY -c "import json,sys; print(json.load(sys.stdin)[-1][\"id\"])") &&
 	dployr logs api --deployment $first >dlog.out 2>dlog.err &&
 	grep -q "^building$" dlog.out &&
@@ -242,7 +242,7 @@ test_expect_success 'stop, start, restart: the serving release in place' '
 	dployr start api 2>err && grep -q "^api: start asked$" err &&
 	wait_for 20 curl -sf http://127.0.0.1:$port/healthz &&
 	dployr restart api 2>err && grep -q "^api: restart asked$" err &&
-	wait_for 20 sh -c "\"$DPLOYR\" logs api | grep -c \"^serving on $port\$\" | grep -qx 3" &&
+	wait_for 20 sh -c "\"$DPLOYR\" logs api | grep -c \" out serving on $port\$\" | grep -qx 3" &&
 	wait_for 20 curl -sf http://127.0.0.1:$port/healthz &&
 	test "$(curl -sS http://127.0.0.1:$port/)" = "hello from v1" &&
 	test_expect_code 1 dployr restart nosuch 2>err &&

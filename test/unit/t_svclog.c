@@ -546,3 +546,82 @@ TEST(svclog_history_in_rotated_files_only)
 	svclog_free(lg);
 	loop_free(loop);
 }
+
+TEST(svclog_cut_marks_the_record_continued)
+{
+	struct loop *loop = mkloop();
+	struct svclog_opts o = {.path = "svc.log"};
+	struct svclog *lg = mklog(loop, &o);
+	feeds(lg, SVCLOG_STDOUT, "first half", T0);
+	svclog_cut(lg, SVCLOG_STDOUT, T0);
+	feeds(lg, SVCLOG_STDOUT, " second half\n", T0 + 1);
+	svclog_cut(lg, SVCLOG_STDOUT, T0 + 2); /* nothing pending: no record */
+	struct svclog_list l = SVCLOG_LIST_INIT;
+	char err[256];
+	CHECK_INT(svclog_tail(lg, 10, &l, err, sizeof(err)), 0);
+	CHECK_INT(l.n, 2);
+	CHECK_STR(l.recs[0].line, "first half");
+	CHECK_INT(l.recs[0].cont, 1);
+	CHECK_STR(l.recs[1].line, " second half");
+	CHECK_INT(l.recs[1].cont, 0);
+	svclog_list_release(&l);
+	struct buf b = BUF_INIT;
+	svclog_free(lg);
+	slurp("svc.log", &b);
+	CHECK(strstr(b.data, " out+ first half\n") != NULL);
+	buf_release(&b);
+	loop_free(loop);
+}
+
+TEST(svclog_parse_since_durations_and_times)
+{
+	long long v = 0;
+	char err[256];
+	long long now = 1795000000000LL;
+	CHECK_INT(svclog_parse_since("10m", now, &v, err, sizeof(err)), 0);
+	CHECK_INT(v, now - 600000);
+	CHECK_INT(svclog_parse_since("2h", now, &v, err, sizeof(err)), 0);
+	CHECK_INT(v, now - 7200000);
+	CHECK_INT(svclog_parse_since("1d", now, &v, err, sizeof(err)), 0);
+	CHECK_INT(v, now - 86400000);
+	CHECK_INT(svclog_parse_since("1h30m5s", now, &v, err, sizeof(err)), 0);
+	CHECK_INT(v, now - 5405000);
+	CHECK_INT(svclog_parse_since("0s", now, &v, err, sizeof(err)), 0);
+	CHECK_INT(v, now);
+	CHECK_INT(svclog_parse_since("2026-11-22T10:00:00Z", now, &v, err, sizeof(err)), 0);
+	CHECK_INT(v, 1795341600000LL);
+	CHECK_INT(svclog_parse_since("2026-11-22T10:00:00.5Z", now, &v, err, sizeof(err)), 0);
+	CHECK_INT(v, 1795341600500LL);
+	CHECK_INT(svclog_parse_since("2026-11-22T12:00:00.123456+02:00", now, &v, err, sizeof(err)),
+		  0);
+	CHECK_INT(v, 1795341600123LL);
+	CHECK_INT(svclog_parse_since("2026-11-22T05:00:00-05:00", now, &v, err, sizeof(err)), 0);
+	CHECK_INT(v, 1795341600000LL);
+	/* what svclog_fmt_ts writes reads back */
+	char ts[25];
+	svclog_fmt_ts(T0 + 789, ts);
+	CHECK_INT(svclog_parse_since(ts, now, &v, err, sizeof(err)), 0);
+	CHECK_INT(v, T0 + 789);
+	const char *bad[] = {"",
+			     "10",
+			     "m",
+			     "10q",
+			     "-5m",
+			     "1h 30m",
+			     "99999999999d",
+			     "2026-11-22",
+			     "2026-11-22T10:00:00",
+			     "2026-13-22T10:00:00Z",
+			     "2026-02-30T10:00:00Z",
+			     "2026-11-22T24:00:00Z",
+			     "2026-11-22T10:00:00.Z",
+			     "2026-11-22T10:00:00+2:00",
+			     "2026-11-22T10:00:00Zjunk",
+			     "1969-12-31T23:59:59Z"};
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		err[0] = 0;
+		if (svclog_parse_since(bad[i], now, &v, err, sizeof(err)) != -1)
+			harness_fail(__FILE__, __LINE__, "'%s' accepted", bad[i]);
+		CHECK(strstr(err, "is neither a duration") != NULL);
+	}
+}
