@@ -8,7 +8,10 @@
 
 #include "buf.h"
 
-#define POLL_MS 300
+/* Polls of a quiet log start fast (a deploy often ends within a second)
+ * and back off to POLL_MAX_MS; new output resets the pace. */
+#define POLL_MIN_MS 20
+#define POLL_MAX_MS 300
 
 static void nap(int ms)
 {
@@ -63,6 +66,7 @@ int deployfollow(const struct cli *cli, struct client *cl, const char *id, int f
 {
 	char err[1024], path[192];
 	unsigned long long off = 0;
+	int pace = POLL_MIN_MS;
 	for (;;) {
 		struct proto_json *doc = NULL;
 		snprintf(path, sizeof(path), "/v1/deployments/%s/log?offset=%llu", id, off);
@@ -85,8 +89,12 @@ int deployfollow(const struct cli *cli, struct client *cl, const char *id, int f
 		proto_json_free(doc);
 		if (end || (!follow && !n))
 			break;
-		if (!n)
-			nap(POLL_MS);
+		if (n) {
+			pace = POLL_MIN_MS;
+		} else {
+			nap(pace);
+			pace = pace * 2 > POLL_MAX_MS ? POLL_MAX_MS : pace * 2;
+		}
 	}
 	return outcome(cli, cl, id);
 }

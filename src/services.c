@@ -36,6 +36,7 @@
 #define SVC_PREFIX    "svc/"
 #define STATIC_PORT   80 /* static sites: served on HTTP's port for their domains */
 #define CADDY_PATH    "/usr/local/bin:/usr/bin:/bin"
+#define PROXY_BATCH_MS 30 /* proxy changes made this close together share a load */
 
 /* What the proxy serves for one service (a copy of a struct proxy_site). */
 struct site {
@@ -290,6 +291,10 @@ int services_proxy(struct services *ss, const char *listen_host, const char *cad
 			       .caddy = caddy,
 			       .listen_host = listen_host,
 			       .log_fd = fd,
+			       /* A deploy's switch waits for the load: keep the
+				* batching window short (switches within it still
+				* share one load). */
+			       .apply_delay_ms = PROXY_BATCH_MS,
 			       .on_apply = proxy_applied,
 			       .arg = ss};
 	proxy_free(ss->px);

@@ -543,7 +543,7 @@ TEST(cancel_during_build_kills_its_group)
 	RUN_UNTIL_DONE(&c);
 	CHECK_INT(c.r.outcome, PIPELINE_CANCELLED);
 	CHECK_INT(c.r.stage, PIPELINE_BUILD);
-	CHECK(!group_alive(pgid));
+	CHECK(group_gone(&c, pgid));
 	CHECK(!exists("%s/releases/d2", c.dir));
 	CHECK(strstr(c.log.data, "\ncancelled at build\n"));
 	CHECK_STR(c.r.reason, "cancelled at build");
@@ -966,7 +966,7 @@ TEST(cancel_during_health_stops_the_new_release)
 	RUN_UNTIL_DONE(&c);
 	CHECK_INT(c.r.outcome, PIPELINE_CANCELLED);
 	CHECK_INT(c.r.stage, PIPELINE_HEALTH);
-	CHECK(!group_alive(pgid));
+	CHECK(group_gone(&c, pgid));
 	CHECK(!exists("%s/releases/d2", c.dir));
 	STILL_SERVING_V1(&c, port);
 	bp_file_free(f1);
@@ -1123,7 +1123,7 @@ TEST(stop_ends_the_current_release)
 		CHECK(loop_now_ms() < end);
 		loop_run_once(c.loop, 50);
 	}
-	CHECK(!group_alive(pid));
+	CHECK(group_gone(&c, pid));
 	struct supervise_record rec;
 	CHECK_INT(pipeline_record(c.p, &rec), -1);
 	CURRENT_IS(&c, "w1");
