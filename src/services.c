@@ -128,6 +128,7 @@ struct services {
 };
 
 static void status_release(struct svc *v);
+static void status_flush_now(struct svc *v);
 static void status_announce(struct loop *loop, long long id, void *arg, int mask);
 static void logs_start_all(struct services *ss);
 static void logs_release(struct svc *v);
@@ -833,6 +834,9 @@ static void on_done(struct pipeline *p, void *arg, const struct pipeline_result 
 		free(v->upload);
 		v->upload = NULL;
 	}
+	/* A coalesced service_status goes first, so base knows the serving
+	 * release by the time it learns the deploy ended. */
+	status_flush_now(v);
 	finish(v->ss, task, dep, r, pipeline_outcome_name(r->outcome), r->reason);
 	free(task);
 	free(dep);
@@ -972,6 +976,16 @@ static void status_flush(struct loop *loop, long long id, void *arg, int mask)
 	(void)loop;
 	(void)id;
 	(void)mask;
+	v->st_timer = 0;
+	status_emit(v);
+}
+
+/* The coalesced event, if one waits, spooled now. */
+static void status_flush_now(struct svc *v)
+{
+	if (!v->st_timer)
+		return;
+	loop_timer_cancel(v->ss->loop, v->st_timer);
 	v->st_timer = 0;
 	status_emit(v);
 }

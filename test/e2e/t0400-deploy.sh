@@ -172,7 +172,8 @@ test_expect_success 'services: the serving release, its port and pid' '
 	bpp=$(sed -n "s/^port: *//p" app.yaml) && bpp=${bpp:-3000} &&
 	dployr services >svcs.out &&
 	grep -q "^NAME  *INSTANCE  *TYPE  *STATE  *RELEASE  *PORT  *PID  *RESTARTS  *HEALTH$" svcs.out &&
-	grep -q "^api   *web-1  *web   *running  *$(jget d3.json "d[\"release\"]")  *$bpp  *[0-9][0-9]*  *\(-  *-\|0  *starting\|0  *healthy\)$" svcs.out &&
+	{ grep -q "^api   *web-1  *web   *running  *$(jget d3.json "d[\"release\"]")  *$bpp  *[0-9][0-9]*  *\(-  *-\|0  *starting\|0  *healthy\)$" svcs.out ||
+		{ cat svcs.out; false; }; } &&
 	dployr services -i web-1 -o json >s.json &&
 	test "$(jget s.json "\" \".join(\"%s:%s:%s\" % (x[\"name\"], x[\"port\"], x[\"upstream_port\"]) for x in d)")" = "api:$bpp:$(cat port1)" &&
 	test "$(jget s.json "d[0][\"online\"]")" = True &&

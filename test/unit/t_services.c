@@ -35,6 +35,7 @@ struct t {
 	size_t nev;
 	int done;	  /* deploy_done events */
 	char outcome[32]; /* of the last one */
+	char rel_at_done[80]; /* release of the last service_status before it */
 	char reason[1024];
 };
 
@@ -127,6 +128,8 @@ static void drain(struct t *t)
 			e->has_task_id = proto_jv_get(o, "task_id") != NULL;
 		} else if (!strcmp(kind.data, "deploy_done")) {
 			t->done++;
+			snprintf(t->rel_at_done, sizeof(t->rel_at_done), "%s",
+				 t->nev ? t->ev[t->nev - 1].release : "");
 			copy_str(t->outcome, sizeof(t->outcome), o, "outcome");
 			copy_str(t->reason, sizeof(t->reason), o, "reason");
 		}
@@ -464,5 +467,23 @@ TEST(http_check_follows_the_page_and_static_reports_none)
 	CHECK_STR(e->release, "s-1");
 	CHECK_INT(e->pid, 0);
 	CHECK_INT(e->port, 0);
+	t_free(&t);
+}
+
+/* Base must know the serving release when it learns a deploy ended: a
+ * coalesced service_status is spooled before deploy_done, even when the
+ * switch came right after another event. */
+TEST(status_of_the_new_release_comes_before_deploy_done)
+{
+	struct t t;
+	t_init(&t);
+	deploy(&t, "d-1", WEB_TCP);
+	CHECK_STR(t.rel_at_done, "d-1");
+	for (int i = 2; i <= 4; i++) {
+		char dep[16];
+		snprintf(dep, sizeof(dep), "d-%d", i);
+		deploy(&t, dep, WEB_TCP);
+		CHECK_STR(t.rel_at_done, dep);
+	}
 	t_free(&t);
 }
