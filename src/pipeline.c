@@ -18,7 +18,10 @@
 #include <time.h>
 #include <unistd.h>
 
+#include <sys/resource.h>
+
 #include "buf.h"
+#include "cgroup.h"
 #include "fetch.h"
 #include "health.h"
 #include "log.h"
@@ -73,7 +76,7 @@ struct spec {
 	enum bp_type type;
 	enum bp_source source;
 	char *rt_type, *rt_version;
-	char *url, *branch, *commit;
+	char *url, *branch, *commit, *image;
 	char *working_dir, *static_dir, *build_cmd, *run_cmd, *schedule;
 	char *pre_deploy, *post_deploy;
 	enum bp_health_kind hkind;
@@ -121,7 +124,7 @@ struct pipeline {
 	size_t nenv;
 	char **scrub; /* values never to show */
 	size_t nscrub;
-	char revision[41];
+	char revision[72]; /* a git commit, or an image id ("sha256:" + 64 hex) */
 	char rtver[64];
 	struct rel *nrel, *old;
 	long long t_stage, t_settle, t_poke, t_kick;
@@ -132,6 +135,7 @@ struct pipeline {
 	struct buf proxy_reason;
 	struct health *hc;
 	int git_phase;
+	int image_phase; /* FETCH of an image: 0 inspect, 1 pull, 2 inspect */
 	/* The one program running (git, build, hook, rm). */
 	struct {
 		pid_t pid;
@@ -169,7 +173,7 @@ static char *dupn(const char *s)
 
 static void spec_release(struct spec *s)
 {
-	char **f[] = {&s->rt_type,     &s->rt_version,	&s->url,       &s->branch,  &s->commit,
+	char **f[] = {&s->rt_type,     &s->rt_version,	&s->url,       &s->branch,  &s->commit,  &s->image,
 		      &s->working_dir, &s->static_dir,	&s->build_cmd, &s->run_cmd, &s->schedule,
 		      &s->pre_deploy,  &s->post_deploy, &s->hpath,     &s->hcommand};
 	for (size_t i = 0; i < sizeof(f) / sizeof(f[0]); i++) {
@@ -188,6 +192,7 @@ static void spec_copy(struct spec *s, const struct bp *bp)
 	s->url = dupn(bp->remote.url);
 	s->branch = dupn(bp->remote.branch);
 	s->commit = dupn(bp->remote.commit_hash);
+	s->image = dupn(bp->image);
 	s->working_dir = dupn(bp->working_dir);
 	s->static_dir = dupn(bp->static_dir);
 	s->build_cmd = dupn(bp->build_cmd);
@@ -789,7 +794,7 @@ static void git_step_done(struct pipeline *p, int status, const char *last)
 				     o->data));
 			return;
 		}
-		memcpy(p->revision, o->data, 41);
+		memcpy(p->revision, o->data, 41); /* 40 hex and the NUL */
 		emitf(p, "fetch: revision %s", p->revision);
 		fire(p, EV_OK);
 		return;
@@ -847,6 +852,9 @@ static void untar_done(struct pipeline *p, int status, const char *out)
 	}
 }
 
+static void runtime_work(struct pipeline *p, int fd);
+static void runtime_done(struct pipeline *p, int status, const char *out);
+
 static enum ev enter_fetch(struct pipeline *p)
 {
 	if (p->rollback)
@@ -854,6 +862,17 @@ static enum ev enter_fetch(struct pipeline *p)
 	stage_begin(p);
 	struct spec *s = &p->spec;
 	stage_deadline(p, p->o.fetch_timeout_ms);
+	if (s->source == BP_SOURCE_IMAGE) {
+		/* An empty src/: the engine's working dir, and what marks a
+		 * release as kept. The engine is resolved here, as the
+		 * image is fetched by it. */
+		if (mkdir(p->srcdir, 0755) < 0 ||
+		    (p->o.set_ids && chown(p->srcdir, p->o.uid, p->o.gid) < 0))
+			return fail(p, "fetch: mkdir '%s': %s", p->srcdir, strerror(errno));
+		emitf(p, "fetch: image '%s'", s->image);
+		p->image_phase = 0;
+		return worker_start(p, runtime_work, runtime_done) < 0 ? EV_FAIL : EV_ASYNC;
+	}
 	if (s->source == BP_SOURCE_UPLOAD) {
 		if (!p->upload)
 			return fail(p, "fetch: source upload: no archive given");
@@ -873,16 +892,37 @@ static enum ev enter_fetch(struct pipeline *p)
 	return git_step(p);
 }
 
+/* 1 if the program at path is podman (by its name). */
+static int is_podman(const char *path)
+{
+	const char *b = strrchr(path, '/');
+	return !strcmp(b ? b + 1 : path, "podman");
+}
+
+static enum ev image_step(struct pipeline *p);
+
 static void runtime_work(struct pipeline *p, int fd)
 {
 	struct runtime *rt = runtime_new(p->search_path);
 	struct runtime_pick pk;
 	char err[1024], out[1400];
-	if (runtime_resolve(rt, p->spec.rt_type, p->spec.rt_version, &pk, err, sizeof(err)) < 0)
+	if (runtime_resolve(rt, p->spec.rt_type, p->spec.rt_version, &pk, err, sizeof(err)) < 0) {
 		snprintf(out, sizeof(out), "E\t%s", err);
-	else
-		snprintf(out, sizeof(out), "K\t%s\t%s", pk.version ? pk.version : "",
-			 pk.path ? pk.path : "");
+		write_all(fd, out);
+		runtime_free(rt);
+		return;
+	}
+	/* An image: podman when it is installed (and matches the version asked
+	 * for), as it needs no daemon. */
+	struct runtime_pick pod;
+	for (size_t i = 0; p->spec.source == BP_SOURCE_IMAGE && pk.path &&
+			   !is_podman(pk.path) && runtime_installed(rt, "docker", i, &pod);
+	     i++)
+		if (is_podman(pod.path) &&
+		    (!p->spec.rt_version || runtime_version_match(p->spec.rt_version, pod.version)))
+			pk = pod;
+	snprintf(out, sizeof(out), "K\t%s\t%s", pk.version ? pk.version : "",
+		 pk.path ? pk.path : "");
 	write_all(fd, out);
 	runtime_free(rt);
 }
@@ -958,24 +998,114 @@ static void runtime_done(struct pipeline *p, int status, const char *out)
 			fire(p, EV_OK);
 			return;
 		}
-		emitf(p, "runtime: %s %s at %s", p->spec.rt_type, p->rtver, path);
-		fire(p, runtime_link(p, path));
+		emitf(p, "%s: %s %s at %s", stage_names[p->st], p->spec.rt_type, p->rtver, path);
+		enum ev ev = runtime_link(p, path);
+		if (ev == EV_OK && p->st == PIPELINE_FETCH)
+			ev = image_step(p);
+		if (ev != EV_ASYNC)
+			fire(p, ev);
 	} else if (out[0] == 'E' && out[1] == '\t') {
-		fire(p, fail(p, "runtime: %s", out + 2));
+		fire(p, fail(p, "%s: %s", stage_names[p->st], out + 2));
 	} else {
 		char st[64];
 		run_status_str(status, st, sizeof(st));
-		fire(p, fail(p, "runtime: probe worker %s", st));
+		fire(p, fail(p, "%s: probe worker %s", stage_names[p->st], st));
 	}
 }
 
 static enum ev enter_runtime(struct pipeline *p)
 {
-	if (p->rollback)
+	if (p->rollback || p->spec.source == BP_SOURCE_IMAGE) /* resolved by FETCH */
 		return EV_OK;
 	stage_begin(p);
 	stage_deadline(p, RUNTIME_MS);
 	return worker_start(p, runtime_work, runtime_done) < 0 ? EV_FAIL : EV_ASYNC;
+}
+
+/* --- source: image --------------------------------------------------------------- */
+
+/* The release's container engine: releases/ID/bin/podman or bin/docker
+ * (runtime_link's link to the program resolved), so a rollback or an
+ * adopt uses the same one. NULL if neither (caller frees). */
+static char *engine_path(struct pipeline *p, int *podman)
+{
+	static const char *const names[] = {"podman", "docker"};
+	struct stat st;
+	for (int i = 0; i < 2; i++) {
+		char *e = xasprintf("%s/bin/%s", p->rdir, names[i]);
+		if (lstat(e, &st) == 0) {
+			*podman = i == 0;
+			return e;
+		}
+		free(e);
+	}
+	return NULL;
+}
+
+static void image_step_done(struct pipeline *p, int status, const char *last);
+
+/* One engine call of FETCH for an image (phase 0: inspect, 1: pull, 2:
+ * inspect again), by argv, without the service's environment. */
+static enum ev image_step(struct pipeline *p)
+{
+	int podman;
+	char *engine = engine_path(p, &podman);
+	if (!engine)
+		return fail(p, "fetch: no container engine linked in '%s/bin'", p->rdir);
+	char *path = xasprintf("PATH=%s", p->search_path);
+	char *home = xasprintf("HOME=%s", p->home);
+	const char *env[] = {path, home, "LC_ALL=C", NULL};
+	const char *inspect[] = {engine, "image", "inspect", "--format", "{{.Id}}", p->spec.image,
+				 NULL};
+	const char *pull[] = {engine, "pull", p->spec.image, NULL};
+	int rc = step_start(p, p->image_phase == 1 ? pull : inspect, env, p->rdir, 1,
+			    p->image_phase != 1, image_step_done);
+	free(engine);
+	free(path);
+	free(home);
+	return rc < 0 ? EV_FAIL : EV_ASYNC;
+}
+
+static void image_step_done(struct pipeline *p, int status, const char *last)
+{
+	const char *img = p->spec.image;
+	if (p->image_phase == 0 && !p->cancelled && !status_ok(status)) {
+		/* Not here (or the engine cannot answer: the pull then says why). */
+		emitf(p, "fetch: image '%s' not present%s%s: pulling", img, *last ? ": " : "",
+		      last);
+		p->image_phase = 1;
+		enum ev e = image_step(p);
+		if (e != EV_ASYNC)
+			fire(p, e);
+		return;
+	}
+	char what[300];
+	snprintf(what, sizeof(what), "fetch: %s '%s'",
+		 p->image_phase == 1 ? "pull" : "image inspect", img);
+	enum ev ev = step_ev(p, status, what, last);
+	if (ev != EV_OK) {
+		fire(p, ev);
+		return;
+	}
+	if (p->image_phase == 1) {
+		p->image_phase = 2;
+		enum ev e = image_step(p);
+		if (e != EV_ASYNC)
+			fire(p, e);
+		return;
+	}
+	/* The id: 64 hex, "sha256:" first for docker. */
+	struct buf *o = &p->step.out;
+	while (o->len && (o->data[o->len - 1] == '\n' || o->data[o->len - 1] == '\r'))
+		buf_truncate(o, o->len - 1);
+	if (o->len < 12 || o->len >= sizeof(p->revision) ||
+	    strspn(o->data, "0123456789abcdefsha:") != o->len) {
+		fire(p, fail(p, "fetch: image inspect '%s': unexpected output", img));
+		return;
+	}
+	memcpy(p->revision, o->data, o->len + 1);
+	emitf(p, "fetch: image '%s' id %s", img, p->revision);
+	fire(p, EV_OK);
 }
 
 /* The working dir must be a directory of the release (a symlink out of the
@@ -1077,6 +1207,78 @@ static void rel_keep_health(struct pipeline *p, struct rel *r)
 	r->ho.retries = s->hretries;
 }
 
+/* The service of an image: `ENGINE run ... IMAGE [/bin/sh -c run_cmd]`.
+ * Values reach the container only through the engine's environment (`-e
+ * NAME` copies NAME from it), never argv. The container shares the host's
+ * network, so PORT, health checks and the proxy work as for a process.
+ * TERM to the engine's group reaches the container (the engine proxies
+ * signals) and --rm removes it. A KILLed engine leaves its container
+ * behind: podman's --replace removes it at the next start; docker has no
+ * such option, and the next start of that release fails on the name until
+ * `docker rm -f dployr-SVC-RELEASE`. Resources: the cgroup limits apply to
+ * the engine process, not to the container. NULL when the release has no
+ * engine; else the caller frees the array, and the n strings in own[]
+ * (own: an array of at least nenv + 8) with strv_free. */
+static const char **image_argv(struct pipeline *p, char **own, size_t *n_own)
+{
+	int podman;
+	size_t no = 0, n = 0;
+	char *engine = engine_path(p, &podman);
+	if (!engine)
+		return NULL;
+	const char **a = xcalloc(p->nenv * 2 + 24, sizeof(*a));
+	a[n++] = own[no++] = engine;
+	if (podman && cgroup_detect(p->cgroup_root ? p->cgroup_root : "/sys/fs/cgroup") !=
+			  CGROUP_V2) {
+		/* crun (podman's usual runtime) refuses cgroup v1 and hybrid
+		 * hierarchies; runc handles them. */
+		a[n++] = "--runtime";
+		a[n++] = "runc";
+	}
+	a[n++] = "run";
+	a[n++] = "--rm";
+	/* An init as PID 1: the service is not written to be PID 1 (which
+	 * ignores a TERM it has no handler for: a stop would wait out the
+	 * grace, and the KILL would leave the container running). */
+	a[n++] = "--init";
+	a[n++] = "--name";
+	a[n++] = own[no++] = xasprintf("dployr-%s-%s", p->name, p->id);
+	if (podman) {
+		a[n++] = "--replace";
+		/* podman asks runc for its own defaults (nofile 1048576, nproc
+		 * as high), which a host that caps them refuses ("error
+		 * setting rlimits": seen with nofile above the hard limit and
+		 * nproc 96365): ask for the agent's own soft limits instead,
+		 * nproc at most 32768 (accepted there). */
+		struct rlimit nf = {1024, 1024}, np = {4096, 4096};
+		getrlimit(RLIMIT_NOFILE, &nf);
+		getrlimit(RLIMIT_NPROC, &np);
+		unsigned long long cnf = nf.rlim_cur, cnp = np.rlim_cur > 32768 ? 32768 : np.rlim_cur;
+		a[n++] = "--ulimit";
+		a[n++] = own[no++] = xasprintf("nofile=%llu:%llu", cnf, cnf);
+		a[n++] = "--ulimit";
+		a[n++] = own[no++] = xasprintf("nproc=%llu:%llu", cnp, cnp);
+	}
+	a[n++] = "--network";
+	a[n++] = "host";
+	for (size_t i = 0; i < p->nenv; i++) {
+		const char *kv = p->env[i];
+		if (!strncmp(kv, "PATH=", 5) || !strncmp(kv, "HOME=", 5))
+			continue; /* the host's, meaningless in the image */
+		a[n++] = "-e";
+		a[n++] = own[no++] = xstrndup(kv, strcspn(kv, "="));
+	}
+	a[n++] = p->spec.image;
+	if (p->spec.run_cmd) {
+		a[n++] = "/bin/sh";
+		a[n++] = "-c";
+		a[n++] = p->spec.run_cmd;
+	}
+	a[n] = NULL;
+	*n_own = no;
+	return a;
+}
+
 /* Give r (of the release being loaded: p->id, p->spec, p->env) its
  * supervisor, not started: output to logs/ID.log, PORT=port for web. 0, or
  * -1 with a reason in err. */
@@ -1102,7 +1304,19 @@ static int rel_supervise(struct pipeline *p, struct rel *r, int port, char *err,
 		snprintf(portkv, sizeof(portkv), "PORT=%d", port);
 		env_set(p, portkv);
 	}
-	const char *argv[] = {"/bin/sh", "-c", s->run_cmd, NULL};
+	const char *sh[] = {"/bin/sh", "-c", s->run_cmd, NULL};
+	const char **argv = sh;
+	char **own = NULL;
+	size_t nown = 0;
+	if (s->source == BP_SOURCE_IMAGE) {
+		own = xcalloc(p->nenv + 8, sizeof(*own));
+		argv = image_argv(p, own, &nown);
+		if (!argv) {
+			snprintf(err, errlen, "no container engine linked in '%s/bin'", p->rdir);
+			free(own);
+			return -1;
+		}
+	}
 	char *svname = xasprintf("%s@%s", p->name, p->id);
 	char *cgpath = p->cgroup_root ? xasprintf("dployr/%s/%s", p->name, p->id) : NULL;
 	struct supervise_opts so = {
@@ -1133,6 +1347,10 @@ static int rel_supervise(struct pipeline *p, struct rel *r, int port, char *err,
 		so.nports = 1;
 	}
 	r->sv = supervise_new(p->loop, &so, err, errlen);
+	if (argv != sh) {
+		free(argv);
+		strv_free(own, nown);
+	}
 	free(svname);
 	free(cgpath);
 	if (r->sv)
@@ -1166,7 +1384,7 @@ static enum ev enter_start(struct pipeline *p)
 				    s->static_dir ? s->static_dir : ".");
 		return EV_OK;
 	}
-	if (!s->run_cmd)
+	if (!s->run_cmd && s->source != BP_SOURCE_IMAGE)
 		return fail(p, "start: no run_cmd");
 	stage_begin(p);
 	int port = 0;
@@ -1175,10 +1393,14 @@ static enum ev enter_start(struct pipeline *p)
 	char err[512];
 	if (rel_supervise(p, p->nrel, port, err, sizeof(err)) < 0)
 		return fail(p, "start: %s", err);
+	const char *cmd = s->run_cmd ? s->run_cmd : "(the image's command)";
+	char *what = s->source == BP_SOURCE_IMAGE ? xasprintf("image '%s': %s", s->image, cmd)
+						  : xasprintf("$ %s", cmd);
 	if (port)
-		emitf(p, "start: $ %s with PORT=%d", s->run_cmd, port);
+		emitf(p, "start: %s with PORT=%d", what, port);
 	else
-		emitf(p, "start: $ %s", s->run_cmd);
+		emitf(p, "start: %s", what);
+	free(what);
 	supervise_start(p->nrel->sv);
 	enum supervise_state st = supervise_state(p->nrel->sv);
 	if (st != SUPERVISE_RUNNING && st != SUPERVISE_WAITING) {
@@ -1676,7 +1898,7 @@ static enum ev enter_end(struct pipeline *p)
 	char *reason = scrubbed(p, r.outcome == PIPELINE_DONE ? "" : why);
 	free(why);
 	char *id = xstrdup(p->id);
-	char rev[41], rtv[64];
+	char rev[sizeof(p->revision)], rtv[64];
 	memcpy(rev, p->revision, sizeof(rev));
 	memcpy(rtv, p->rtver, sizeof(rtv));
 	r.reason = reason;
@@ -1945,8 +2167,9 @@ static int check_req(struct pipeline *p, const struct pipeline_req *req, char *e
 		snprintf(err, errlen, "deploy '%s': no valid blueprint", req->id);
 		return -1;
 	}
-	if (bp->source == BP_SOURCE_IMAGE) {
-		snprintf(err, errlen, "deploy '%s': source image is not supported by the pipeline",
+	if (bp->source == BP_SOURCE_IMAGE &&
+	    (!bp->image || !*bp->image || bp->image[0] == '-' || bp->runtime.type != BP_RUNTIME_DOCKER)) {
+		snprintf(err, errlen, "deploy '%s': source image needs an image and runtime docker",
 			 req->id);
 		return -1;
 	}
