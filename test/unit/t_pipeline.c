@@ -47,7 +47,7 @@ struct ctx {
 	struct {
 		enum pipeline_outcome outcome;
 		enum pipeline_stage stage;
-		char reason[1024], release[80], rtver[64], revision[64];
+		char reason[1024], release[80], rtver[64], revision[80];
 		pid_t pid;
 		int port;
 	} r;
@@ -136,7 +136,7 @@ static void commit_version(const char *version)
 	   version, version);
 }
 
-static void ctx_init(struct ctx *c, int keep)
+static void ctx_init_path(struct ctx *c, int keep, const char *search_path)
 {
 	memset(c, 0, sizeof(*c));
 	buf_init(&c->log);
@@ -147,7 +147,7 @@ static void ctx_init(struct ctx *c, int keep)
 	snprintf(c->dir, sizeof(c->dir), "%s/svc", harness_tmpdir);
 	struct pipeline_opts o = {.name = "web",
 				  .dir = c->dir,
-				  .search_path = PATHS,
+				  .search_path = search_path,
 				  .keep = keep,
 				  .fetch_timeout_ms = 20000,
 				  .build_timeout_ms = 20000,
@@ -165,6 +165,11 @@ static void ctx_init(struct ctx *c, int keep)
 	c->p = pipeline_new(c->loop, &o, err, sizeof(err));
 	if (!c->p)
 		harness_fail(__FILE__, __LINE__, "%s", err);
+}
+
+static void ctx_init(struct ctx *c, int keep)
+{
+	ctx_init_path(c, keep, PATHS);
 }
 
 /* Kill what the test left running, free everything. */
@@ -564,7 +569,7 @@ TEST(rollback_reactivates_without_rebuild)
 					harness_tmpdir, harness_tmpdir);
 	DEPLOY(&c, "d1", bp);
 	CHECK_INT(c.r.outcome, PIPELINE_DONE);
-	char rev1[64];
+	char rev1[80];
 	snprintf(rev1, sizeof(rev1), "%s", c.r.revision);
 	commit_version("v2");
 	DEPLOY(&c, "d2", bp);
@@ -1466,4 +1471,119 @@ TEST(restore_without_restart_policy_leaves_a_dead_release_down)
 	CHECK_INT(pipeline_record(c.p, &rec), -1);
 	bp_file_free(f);
 	ctx_free(&c);
+}
+
+/* A fake podman in ./engine/: --version; `image inspect` answers an id once
+ * ./pulled exists; pull creates it; run records its argv (a line each) and
+ * environment, then runs its last argument with /bin/sh. ./down: every
+ * call fails as an engine without its daemon. */
+static void fake_engine(void)
+{
+	sh("mkdir -p engine && cat > engine/podman <<'EOF'\n"
+	   "#!/bin/sh\n"
+	   "T=%s\n"
+	   "[ \"$1\" = --version ] && { echo 'podman version 4.3.1'; exit 0; }\n"
+	   "[ -e $T/down ] && { echo 'Error: cannot connect to the engine daemon' >&2; exit 125; }\n"
+	   "case \"$1\" in\n"
+	   "image) [ -e $T/pulled ] || { echo \"Error: $6: image not known\" >&2; exit 125; }\n"
+	   "  echo 0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef; exit 0;;\n"
+	   "pull) echo \"pulling $2\" >&2; touch $T/pulled; exit 0;;\n"
+	   "esac\n"
+	   "printf '%%s\\n' \"$@\" > $T/argv.out\n"
+	   "env > $T/env.out\n"
+	   "for a; do last=$a; done\n"
+	   "exec /bin/sh -c \"$last\"\n"
+	   "EOF\n"
+	   "chmod +x engine/podman",
+	   harness_tmpdir);
+}
+
+#define IMAGE_BP                                                                                   \
+	"name: web\ntype: web\nsource: image\nimage: example.org/team/app:1\nruntime: docker\n"    \
+	"env_vars: {GREETING: hello world}\nsecrets: [API_TOKEN]\n"                                \
+	"run_cmd: exec /usr/bin/python3 -m http.server --bind 127.0.0.1 $PORT\n"
+
+TEST(image_pulled_once_run_by_the_engine_values_only_in_its_environment)
+{
+	fake_engine();
+	struct ctx c;
+	char *search = xasprintf("%s/engine:" PATHS, harness_tmpdir);
+	ctx_init_path(&c, 5, search);
+	struct bp_file *f;
+	const struct bp *bp = blueprint(&f, IMAGE_BP);
+	const char *secrets[] = {"API_TOKEN=s3cr3t-t0ken-value"};
+	deploy(&c, "d1", bp, secrets, 1, __LINE__);
+	CHECK_INT(c.r.outcome, PIPELINE_DONE);
+	CHECK_STR(c.r.revision, "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef");
+	CHECK_STR(c.r.rtver, "4.3.1");
+	CHECK(strstr(c.log.data, "image 'example.org/team/app:1' not present"));
+	CHECK(strstr(c.log.data, "pulling example.org/team/app:1\n"));
+	CHECK(!strstr(c.log.data, "s3cr3t"));
+	char body[256];
+	CHECK(http_get(c.r.port, body, sizeof(body)) == 0);
+	struct buf argv = BUF_INIT, env = BUF_INIT;
+	char err[256];
+	CHECK(buf_read_file(&argv, "argv.out", 65536, err, sizeof(err)) == 0);
+	CHECK(buf_read_file(&env, "env.out", 65536, err, sizeof(err)) == 0);
+	CHECK(strstr(argv.data, "run\n--rm\n--init\n--name\ndployr-web-d1\n--replace\n"));
+	CHECK(strstr(argv.data, "\n--network\nhost\n"));
+	CHECK(strstr(argv.data, "\n-e\nAPI_TOKEN\n"));
+	CHECK(strstr(argv.data, "\n-e\nGREETING\n"));
+	CHECK(strstr(argv.data, "\n-e\nPORT\n"));
+	CHECK(strstr(argv.data, "\nexample.org/team/app:1\n/bin/sh\n-c\nexec /usr/bin/python3"));
+	CHECK(!strstr(argv.data, "s3cr3t"));
+	CHECK(!strstr(argv.data, "hello world"));
+	CHECK(!strstr(argv.data, "PATH"));
+	CHECK(strstr(env.data, "API_TOKEN=s3cr3t-t0ken-value\n"));
+	CHECK(strstr(env.data, "GREETING=hello world\n"));
+	char *port = xasprintf("PORT=%d\n", c.r.port);
+	CHECK(strstr(env.data, port));
+	free(port);
+	buf_release(&argv);
+	buf_release(&env);
+	/* The image is there now: no pull; the old container is stopped. */
+	pid_t old = c.r.pid;
+	deploy(&c, "d2", bp, secrets, 1, __LINE__);
+	CHECK_INT(c.r.outcome, PIPELINE_DONE);
+	CHECK(!strstr(c.log.data, "pulling"));
+	CHECK(group_gone(&c, old));
+	CURRENT_IS(&c, "d2");
+	/* The engine cannot answer: FETCH fails with what it said. */
+	sh("touch down");
+	deploy(&c, "d3", bp, secrets, 1, __LINE__);
+	CHECK_INT(c.r.outcome, PIPELINE_ERROR);
+	CHECK_INT(c.r.stage, PIPELINE_FETCH);
+	CHECK(strstr(c.r.reason, "fetch: pull 'example.org/team/app:1': exited with status 125: "
+				 "Error: cannot connect to the engine daemon"));
+	CHECK(!exists("%s/releases/d3", c.dir));
+	CURRENT_IS(&c, "d2");
+	/* An image name that reads as an option is refused. */
+	struct bp *mut = (struct bp *)bp;
+	char *img = mut->image;
+	mut->image = "--privileged";
+	struct pipeline_req r = {.id = "d4", .bp = bp};
+	CHECK(pipeline_deploy(c.p, &r, err, sizeof(err)) < 0);
+	CHECK(strstr(err, "source image needs an image and runtime docker"));
+	mut->image = img;
+	bp_file_free(f);
+	ctx_free(&c);
+	free(search);
+}
+
+TEST(image_without_an_engine_fails_at_fetch)
+{
+	sh("mkdir -p empty");
+	struct ctx c;
+	char *search = xasprintf("%s/empty", harness_tmpdir);
+	ctx_init_path(&c, 5, search);
+	struct bp_file *f;
+	const struct bp *bp = blueprint(&f, IMAGE_BP);
+	DEPLOY(&c, "d1", bp);
+	CHECK_INT(c.r.outcome, PIPELINE_ERROR);
+	CHECK_INT(c.r.stage, PIPELINE_FETCH);
+	CHECK(strstr(c.r.reason, "fetch: runtime docker not installed"));
+	CHECK(!exists("%s/releases/d1", c.dir));
+	bp_file_free(f);
+	ctx_free(&c);
+	free(search);
 }
