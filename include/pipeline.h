@@ -48,7 +48,11 @@
  *            policy (URL, branch and commit checked by fetch_check_*; argv,
  *            never a shell; no prompts; protocols https, ssh, file; the user
  *            part of an https URL masked in every line). upload: the archive
- *            (req.upload) unpacked by fetch_untar_fd.
+ *            (req.upload) unpacked by fetch_untar_fd. image: the engine
+ *            resolved first (RUNTIME's work, done here; podman preferred
+ *            to docker: no daemon), then `ENGINE image inspect`, and
+ *            `ENGINE pull` if that fails, by argv; the image id is the
+ *            revision; releases/ID/src is left empty.
  *   RUNTIME  the blueprint's runtime resolved by runtime.h against the
  *            programs on search_path; the version is in the result. The
  *            resolved program is linked as releases/ID/bin/python3 (and
@@ -64,6 +68,10 @@
  *            cgroup_root is set, output to logs/ID.log. Environment: PATH,
  *            HOME, LANG, env_vars, the caller's secrets, and for web
  *            PORT=a free port on 127.0.0.1 chosen for this release.
+ *            image: `ENGINE run --rm --init --name dployr-NAME-ID --network
+ *            host -e NAME... IMAGE [/bin/sh -c run_cmd]` supervised the
+ *            same way; values only in the engine's environment (see
+ *            image_argv in pipeline.c for podman's extra options).
  *   HEALTH   web: the blueprint's health check (HTTP path, TCP or command)
  *            or else TCP on PORT, probed every gate_interval_ms at most,
  *            must pass within the start period plus `retries` times the
@@ -143,7 +151,8 @@ struct pipeline_result {
 	const char *reason;	     /* "" when done; else "build: exited with status 2: ..." */
 	const char *release;	     /* the deployment id */
 	const char *runtime_version; /* "3.11.2"; "" when none (static, not resolved) */
-	const char *revision;	     /* commit (40 hex) for git, "" otherwise */
+	const char *revision;	     /* commit (40 hex) for git, the image id for an
+					image, "" otherwise */
 	pid_t pid;		     /* the new release's process group leader, 0 if none */
 	int port;		     /* web: its PORT, else 0 */
 };
@@ -223,7 +232,8 @@ void pipeline_free(struct pipeline *p);
 
 /* Start a deploy of req->bp as release req->id. -1 with a reason in err if
  * a deploy is in progress, the id is invalid or already used, or the
- * blueprint cannot be deployed here (source: image). on_done is always
+ * blueprint cannot be deployed here (source: image without an image or
+ * runtime docker, or an image name starting with '-'). on_done is always
  * called later, never from inside this call. */
 int pipeline_deploy(struct pipeline *p, const struct pipeline_req *req, char *err, size_t errlen);
 /* Re-activate the kept release req->id (its blueprint in req->bp): START,
