@@ -27,7 +27,7 @@ MUSL_INC := $(B)/musl-include
 
 WARN := -Wall -Wextra -Wshadow -Wformat=2 -Wstrict-prototypes -Wmissing-prototypes \
 	-Wno-unused-parameter -Werror
-BASE_CFLAGS := -std=c11 -D_GNU_SOURCE -Iinclude -Iapplets -Itest/unit -I$(B)/gen \
+BASE_CFLAGS := -std=c11 -D_GNU_SOURCE -Iinclude -Iapplets -Iapplets/common -Itest/unit -I$(B)/gen \
 	-I$(VENDOR)/mbedtls/include -I$(VENDOR)/lmdb/libraries/liblmdb \
 	-I$(VENDOR)/libyaml/include -I$(VENDOR)/cjson -I$(VENDOR)/wslay/lib/includes \
 	-DYAML_DECLARE_STATIC
@@ -65,7 +65,7 @@ $(O)/libvendor.a: $(VENDOR_OBJ)
 
 # --- our objects ------------------------------------------------------------
 SRC := $(wildcard src/*.c)
-APPLET_SRC := $(wildcard applets/*.c)
+APPLET_SRC := $(wildcard applets/*.c applets/common/*.c)
 UNIT_SRC := $(wildcard test/unit/*.c)
 OBJ := $(patsubst %.c,$(O)/%.o,$(SRC))
 APPLET_OBJ := $(patsubst %.c,$(O)/%.o,$(APPLET_SRC))
@@ -161,7 +161,7 @@ bench-lint: all
 
 # Every header compiles on its own (include what you use).
 check-headers: vendor-stamp
-	$(Q)mkdir -p $(B)/hdr && for h in include/*.h; do \
+	$(Q)mkdir -p $(B)/hdr && for h in include/*.h applets/*.h applets/common/*.h; do \
 	  printf '#include "%s"\n' $$(basename $$h) >$(B)/hdr/t.c; \
 	  gcc $(BASE_CFLAGS) $(WARN) -fsyntax-only $(B)/hdr/t.c || { echo "header $$h is not self-contained"; exit 1; }; \
 	done; echo "  headers: all self-contained"

@@ -1,9 +1,9 @@
-/* dployr stop, start, restart: act on a service's serving release in
- * place (no new deployment). */
+/* See svcctl.h. */
+#include "svcctl.h"
+
 #include <stdio.h>
 #include <string.h>
 
-#include "applets.h"
 #include "cli.h"
 #include "client.h"
 
@@ -27,7 +27,7 @@ static void no_output(void *arg, int stream, const void *data, size_t len)
 	(void)len;
 }
 
-static int ctl(const char *action, const char *synopsis, int argc, char **argv)
+int svcctl_main(const char *action, const char *synopsis, int argc, char **argv)
 {
 	struct cli cli = {.verb = action, .synopsis = synopsis, .help = help};
 	const char *svc = NULL;
@@ -77,19 +77,4 @@ static int ctl(const char *action, const char *synopsis, int argc, char **argv)
 	client_free(cl);
 	client_ctx_release(&ctx);
 	return rc;
-}
-
-int stop_main(int argc, char **argv)
-{
-	return ctl("stop", "usage: dployr stop SERVICE [--config FILE]\n", argc, argv);
-}
-
-int start_main(int argc, char **argv)
-{
-	return ctl("start", "usage: dployr start SERVICE [--config FILE]\n", argc, argv);
-}
-
-int restart_main(int argc, char **argv)
-{
-	return ctl("restart", "usage: dployr restart SERVICE [--config FILE]\n", argc, argv);
 }
