@@ -59,6 +59,9 @@ const char *loop_error(const struct loop *loop);
 
 /* Milliseconds on CLOCK_MONOTONIC (arbitrary origin). */
 long long loop_now_ms(void);
+/* The wall clock: milliseconds since the Unix epoch (CLOCK_REALTIME), for
+ * times that are stored or shown; loop_now_ms is for durations. */
+long long loop_wall_ms(void);
 
 /* Run until loop_stop() (0), or until epoll_wait fails (-1). */
 int loop_run(struct loop *loop);

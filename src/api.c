@@ -12,6 +12,7 @@
 #include "diag.h"
 #include "fleet.h"
 #include "http.h"
+#include "loop.h"
 #include "proto.h"
 #include "secrets.h"
 #include "svcstatus.h"
@@ -348,7 +349,7 @@ static void do_exec(const struct api_config *cfg, struct store_txn *t, const cha
 		fail(r, 409, "instance '%s' is offline", in.name);
 		goto out;
 	}
-	if (queue_add(t, cfg->rng, in.id, "exec", pl.data, (int64_t)time(NULL) * 1000, id) < 0) {
+	if (queue_add(t, cfg->rng, in.id, "exec", pl.data, (int64_t)loop_wall_ms(), id) < 0) {
 		fail(r, 500, "store: %s", store_txn_error(t));
 		goto out;
 	}
@@ -488,7 +489,7 @@ int api_deploy_start_next(const struct api_config *cfg, struct store_txn *t, con
 {
 	struct deploys_rec d = {0};
 	char id[QUEUE_ID_MAX];
-	int64_t now = (int64_t)time(NULL) * 1000;
+	int64_t now = (int64_t)loop_wall_ms();
 	int rc = deploys_start_next(t, cluster, service, now, &d);
 	if (rc == STORE_NOTFOUND)
 		return 0;
@@ -607,7 +608,7 @@ static void do_deploy_create(const struct api_config *cfg, struct store_txn *t,
 		}
 	}
 	struct deploys_new nw = {CLUSTER, bp->name, in.id, text, title, NULL, NULL};
-	if (deploys_add(t, cfg->rng, &nw, (int64_t)time(NULL) * 1000, &d, err, sizeof err) < 0) {
+	if (deploys_add(t, cfg->rng, &nw, (int64_t)loop_wall_ms(), &d, err, sizeof err) < 0) {
 		fail(r, store_txn_failed(t) ? 500 : 400, "%s", err);
 		goto out;
 	}
@@ -711,7 +712,7 @@ static void do_deploy_cancel(const struct api_config *cfg, struct store_txn *t, 
 	if (get_deploy(t, id, &d, r) != 0)
 		goto out;
 	deploys_rec_release(&d);
-	if (deploys_request_cancel(t, id, (int64_t)time(NULL) * 1000, &d, err, sizeof err) < 0) {
+	if (deploys_request_cancel(t, id, (int64_t)loop_wall_ms(), &d, err, sizeof err) < 0) {
 		fail(r, store_txn_failed(t) ? 500 : 409, "%s", err);
 		goto out;
 	}
@@ -726,7 +727,7 @@ static void do_deploy_cancel(const struct api_config *cfg, struct store_txn *t, 
 		buf_json_cstr(&pl, d.service);
 		buf_puts(&pl, "}");
 		int rc = queue_add(t, cfg->rng, d.instance, "deploy_cancel", pl.data,
-				   (int64_t)time(NULL) * 1000, tid);
+				   (int64_t)loop_wall_ms(), tid);
 		buf_release(&pl);
 		if (rc < 0) {
 			fail(r, 500, "store: %s", store_txn_error(t));
@@ -939,7 +940,7 @@ static void do_service_rollback(const struct api_config *cfg, struct store_txn *
 	snprintf(title, sizeof title, "rollback to #%llu", (unsigned long long)target.seq);
 	struct deploys_new nw = {CLUSTER,	   service, target.instance, target.blueprint,
 				 title,		   NULL,    target.id};
-	if (deploys_add(t, cfg->rng, &nw, (int64_t)time(NULL) * 1000, &d, err, sizeof err) < 0) {
+	if (deploys_add(t, cfg->rng, &nw, (int64_t)loop_wall_ms(), &d, err, sizeof err) < 0) {
 		fail(r, store_txn_failed(t) ? 500 : 400, "%s", err);
 		goto out;
 	}
@@ -1031,7 +1032,7 @@ static void do_service_task(const struct api_config *cfg, struct store_txn *t, c
 	} else
 		buf_printf(&pl, ",\"action\":\"%s\"}", action);
 	int rc = queue_add(t, cfg->rng, all[0].instance, logs ? "service_logs" : "service_ctl",
-			   pl.data, (int64_t)time(NULL) * 1000, id);
+			   pl.data, (int64_t)loop_wall_ms(), id);
 	buf_release(&pl);
 	if (rc < 0) {
 		fail(r, 500, "store: %s", store_txn_error(t));
@@ -1091,7 +1092,7 @@ static void do_secret_set(const struct api_config *cfg, struct store_txn *t, con
 	if (!v) {
 		fail(r, 400, "request body: 'value' is a required string");
 	} else if (secrets_set(t, cfg->rng, cfg->master, CLUSTER, service, name, v, strlen(v),
-			       (int64_t)time(NULL) * 1000, err, sizeof err) < 0) {
+			       (int64_t)loop_wall_ms(), err, sizeof err) < 0) {
 		fail(r, store_txn_failed(t) ? 500 : 400, "%s", err);
 	} else {
 		ok_json(r, 200);

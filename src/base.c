@@ -80,12 +80,6 @@ struct base {
 	uint8_t master[CRYPT_KEY_LEN]; /* secrets (wiped on free) */
 };
 
-static int64_t wall_ms(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_REALTIME, &ts);
-	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
 
 static unsigned bucket(const char *id)
 {
@@ -541,7 +535,7 @@ static void deliver(struct base *b, struct sess *s, int force)
 {
 	struct collect co = {b, NULL, BUF_INIT};
 	char err[256];
-	int64_t now = wall_ms();
+	int64_t now = loop_wall_ms();
 	struct store_txn *t = store_txn_begin(b->dir->store, 0);
 	co.t = t;
 	queue_lease(t, s->id, now, b->lease_ms, force, collect_task, &co);
@@ -599,7 +593,7 @@ static void arm_cert_timer(struct sess *s, int64_t not_after)
 {
 	if (s->t_cert)
 		loop_timer_cancel(s->b->loop, s->t_cert);
-	int64_t ms = not_after * 1000 - wall_ms();
+	int64_t ms = not_after * 1000 - loop_wall_ms();
 	s->t_cert = loop_timer_add(s->b->loop, ms > 0 ? ms : 0, cert_cb, s);
 }
 
@@ -837,7 +831,7 @@ static void apply_deploy_event(struct sess *s, struct store_txn *t, const char *
 			if (deploys_set_progress(t, id, &p, err, sizeof err) < 0)
 				log_warn("deploy", "progress not recorded", "deployment", id,
 					 "error", err, NULL);
-			if (deploys_set_status(t, id, to, wall_ms(), reason && *reason ? reason : NULL,
+			if (deploys_set_status(t, id, to, loop_wall_ms(), reason && *reason ? reason : NULL,
 					       NULL, err, sizeof err) < 0)
 				log_warn("deploy", "status not recorded", "deployment", id,
 					 "error", err, NULL);
@@ -884,7 +878,7 @@ static void apply_service_status(struct sess *s, struct store_txn *t, const stru
 {
 	char err[1024];
 	struct svcstatus st;
-	if (svcstatus_parse_event(e->body, strlen(e->body), CLUSTER, s->id, wall_ms(), &st, err,
+	if (svcstatus_parse_event(e->body, strlen(e->body), CLUSTER, s->id, loop_wall_ms(), &st, err,
 				  sizeof err) < 0) {
 		log_warn("session", "event dropped", "instance", s->id, "kind", e->kind, "error",
 			 err, NULL);

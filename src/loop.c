@@ -121,6 +121,13 @@ long long loop_now_ms(void)
 	return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
+long long loop_wall_ms(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_REALTIME, &ts);
+	return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
 struct loop *loop_new(int flags, char *err, size_t errlen)
 {
 	int epfd = epoll_create1(EPOLL_CLOEXEC);

@@ -13,7 +13,6 @@
 #include <string.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
-#include <sys/time.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -159,12 +158,6 @@ static enum ev switch_refused(struct pipeline *p, const char *why);
 
 /* --- small helpers --------------------------------------------------------------- */
 
-static long long wall_ms(void)
-{
-	struct timeval tv;
-	gettimeofday(&tv, NULL);
-	return (long long)tv.tv_sec * 1000 + tv.tv_usec / 1000;
-}
 
 static char *dupn(const char *s)
 {
@@ -362,7 +355,7 @@ static void stamp_write(struct pipeline *p, const char *id, const char *rev, con
 	char *tmp = xasprintf("%s.tmp", path);
 	FILE *f = fopen(tmp, "we");
 	if (f) {
-		fprintf(f, "revision=%s\nruntime=%s\nactivated=%lld\n", rev, rt, wall_ms());
+		fprintf(f, "revision=%s\nruntime=%s\nactivated=%lld\n", rev, rt, loop_wall_ms());
 		if (fclose(f) == 0)
 			rename(tmp, path);
 		else

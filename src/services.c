@@ -844,12 +844,6 @@ static void on_done(struct pipeline *p, void *arg, const struct pipeline_result 
 
 /* --- service_status events and the live health check (status_*, monitor_*) --- */
 
-static long long wall_ms(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_REALTIME, &ts);
-	return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
 
 static void monitor_stop(struct svc *v)
 {
@@ -949,7 +943,7 @@ static void status_emit(struct svc *v)
 	else if (v->mon)
 		snprintf(why, sizeof(why), "%s", health_error(v->mon));
 	if (!v->st_since)
-		v->st_since = wall_ms();
+		v->st_since = loop_wall_ms();
 	struct buf b = BUF_INIT;
 	buf_puts(&b, "{\"service\":");
 	buf_json_cstr(&b, v->name);
@@ -961,7 +955,7 @@ static void status_emit(struct svc *v)
 		   sv ? supervise_restarts(sv) : 0);
 	buf_json_cstr(&b, status_health(v, rel));
 	buf_printf(&b, ",\"port\":%d,\"since_ms\":%lld,\"ts_ms\":%lld,\"error\":", port,
-		   v->st_since, wall_ms());
+		   v->st_since, loop_wall_ms());
 	buf_json_cstr(&b, why);
 	buf_puts(&b, "}");
 	spool_event(v->ss, "service_status", b.data);
@@ -1013,7 +1007,7 @@ static void status_on_service(struct svc *v)
 		v->st_state = state;
 		free(v->st_rel);
 		v->st_rel = rel ? xstrdup(rel) : NULL;
-		v->st_since = wall_ms();
+		v->st_since = loop_wall_ms();
 	}
 	monitor_sync(v);
 	status_changed(v);

@@ -84,12 +84,6 @@ struct svclog {
 	char *rbuf;
 };
 
-static long long now_ms(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_REALTIME, &ts);
-	return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
 
 /* --- record queues ---------------------------------------------------- */
 
@@ -573,7 +567,7 @@ static void close_pipe(struct svclog *lg, size_t i)
 	int stream = lg->pipes[i].stream;
 	lg->pipes[i] = lg->pipes[--lg->npipes];
 	lg->open_pipes--;
-	svclog_flush(lg, stream, now_ms());
+	svclog_flush(lg, stream, loop_wall_ms());
 }
 
 static void on_pipe(struct loop *loop, long long id, void *arg, int mask)
@@ -589,7 +583,7 @@ static void on_pipe(struct loop *loop, long long id, void *arg, int mask)
 	for (int k = 0; k < SVCLOG_READS_PER_EVENT; k++) {
 		ssize_t n = read(fd, lg->rbuf, SVCLOG_READ_CHUNK);
 		if (n > 0) {
-			svclog_feed(lg, stream, lg->rbuf, (size_t)n, now_ms());
+			svclog_feed(lg, stream, lg->rbuf, (size_t)n, loop_wall_ms());
 			continue;
 		}
 		if (n < 0 && errno == EINTR)
@@ -683,7 +677,7 @@ void svclog_free(struct svclog *lg)
 		close(lg->pipes[0].fd);
 		lg->pipes[0] = lg->pipes[--lg->npipes];
 	}
-	long long ts = now_ms();
+	long long ts = loop_wall_ms();
 	for (int s = SVCLOG_STDOUT; s <= SVCLOG_STDERR; s++)
 		svclog_flush(lg, s, ts);
 	flush_out(lg);
@@ -962,7 +956,7 @@ int svclog_follow_next(struct svclog *lg, long long id, struct svclog_rec *rec)
 		f->dropped = 0;
 		rec->stream = SVCLOG_MARK;
 		rec->cont = 0;
-		rec->ts_ms = now_ms();
+		rec->ts_ms = loop_wall_ms();
 		if (f->q.nrec) {
 			struct svclog_rec r;
 			recq_get(&f->q, f->q.head, &r);

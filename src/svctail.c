@@ -45,12 +45,6 @@ struct svctail {
 	char *rbuf;
 };
 
-static long long now_ms(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_REALTIME, &ts);
-	return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
 
 /* --- the offset file ------------------------------------------------------ */
 
@@ -284,7 +278,7 @@ static long long read_some(struct svctail *t, size_t max)
 		buf_add(&t->pend, t->rbuf, (size_t)n);
 		t->rd += (unsigned long long)n;
 		total += n;
-		consume(t, now_ms());
+		consume(t, loop_wall_ms());
 	}
 	return total;
 }
@@ -301,7 +295,7 @@ long long svctail_poll(struct svctail *t, size_t max_read)
 	struct stat st, pst;
 	if (fstat(t->fd, &st) == 0 && (unsigned long long)st.st_size < t->rd) {
 		log_warn(MOD, "file truncated, reading it from the start", "path", t->path, NULL);
-		flush_all(t, now_ms());
+		flush_all(t, loop_wall_ms());
 		t->off = t->rd = t->punched = 0;
 		save_off(t);
 	}
@@ -310,7 +304,7 @@ long long svctail_poll(struct svctail *t, size_t max_read)
 		return n;
 	/* At the end of this inode: a new file at the path takes over. */
 	if (stat(t->path, &pst) == 0 && (unsigned long long)pst.st_ino != t->ino) {
-		flush_all(t, now_ms());
+		flush_all(t, loop_wall_ms());
 		log_info(MOD, "file replaced, following the new one", "path", t->path, NULL);
 		close_file(t);
 		open_file(t);
@@ -327,7 +321,7 @@ long long svctail_poll(struct svctail *t, size_t max_read)
 int svctail_finish(struct svctail *t)
 {
 	long long n = svctail_poll(t, 0);
-	flush_all(t, now_ms());
+	flush_all(t, loop_wall_ms());
 	return n < 0 ? -1 : 0;
 }
 
